@@ -1,0 +1,120 @@
+"""The model card: what a trained model is, what it was trained on, and how good it is."""
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HoldoutMetrics(BaseModel):
+    """Errors on rows the model did not see; half_mse is the competition's metric."""
+
+    half_mse: float
+    mse: float
+    mae: float
+    r2: float
+    rows: int
+    mean_baseline_half_mse: float = Field(
+        description="half-MSE of predicting the training mean, for scale"
+    )
+
+
+class DataSummary(BaseModel):
+    """The training data: where it came from, its sha256 and what was kept."""
+
+    source: str
+    sha256: str
+    encoding: str
+    rows_read: int
+    rows_used_for_training: int
+    rows_dropped_by_yield_filter: int
+    holdout_rows: int
+
+
+class FeatureReference(BaseModel):
+    """A feature's distribution at training time, as quantile bins, for drift monitoring.
+
+    ``edges`` are the interior bin edges; bin i holds values in (edges[i-1], edges[i]],
+    the first bin everything up to edges[0] and the last everything above edges[-1].
+    ``proportions`` are the shares of non-missing values per bin.
+    """
+
+    edges: list[float]
+    proportions: list[float]
+    missing_share: float
+
+
+class InputQuality(BaseModel):
+    """Per input column: values treated as missing or repaired while training."""
+
+    absent: dict[str, int]
+    unparseable: dict[str, int]
+    repaired: dict[str, int]
+
+
+class ModelCard(BaseModel):
+    """Everything the service and the monitoring need to know about a trained model."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    trained_at: datetime
+    sklearn_version: str
+    python_version: str
+    regressor: str
+    regressor_params: dict[str, Any]
+    training_config: dict[str, Any]
+    data: DataSummary
+    metrics: HoldoutMetrics
+    input_features: list[str]
+    model_features: list[str]
+    input_quality: InputQuality
+    reference: dict[str, FeatureReference]
+    model_sha256: str | None = Field(
+        default=None, description="sha256 of the saved pipeline file, checked at load"
+    )
+
+
+def holdout_metrics(
+    y_true: npt.NDArray[np.float64], y_pred: npt.NDArray[np.float64], train_mean: float
+) -> HoldoutMetrics:
+    """Competition half-MSE, MSE, MAE and R² of predictions on a holdout."""
+    errors = y_pred - y_true
+    mse = float(np.mean(errors**2))
+    variance = float(np.mean((y_true - y_true.mean()) ** 2))
+    return HoldoutMetrics(
+        half_mse=mse / 2,
+        mse=mse,
+        mae=float(np.mean(np.abs(errors))),
+        r2=1 - mse / variance if variance > 0 else 0.0,
+        rows=len(y_true),
+        mean_baseline_half_mse=float(np.mean((y_true - train_mean) ** 2)) / 2,
+    )
+
+
+def feature_reference(values: npt.NDArray[np.float64], n_bins: int) -> FeatureReference:
+    """Quantile bins of one feature's training values."""
+    known = values[~np.isnan(values)]
+    missing_share = 1 - len(known) / len(values) if len(values) else 0.0
+    if not len(known):
+        return FeatureReference(edges=[], proportions=[], missing_share=missing_share)
+    quantiles = np.quantile(known, np.linspace(0, 1, n_bins + 1)[1:-1])
+    edges = np.unique(quantiles)
+    counts = np.bincount(np.searchsorted(edges, known, side="left"), minlength=len(edges) + 1)
+    return FeatureReference(
+        edges=[float(e) for e in edges],
+        proportions=[float(c) for c in counts / len(known)],
+        missing_share=float(missing_share),
+    )
+
+
+def reference_statistics(features: pd.DataFrame, n_bins: int) -> dict[str, FeatureReference]:
+    """Quantile-bin references for every column of a numeric frame."""
+    return {
+        str(name): feature_reference(features[name].to_numpy(np.float64), n_bins)
+        for name in features.columns
+    }

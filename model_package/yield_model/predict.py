@@ -1,0 +1,89 @@
+"""Prediction: validated records in, one yield per record and its warnings out."""
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from yield_model import __version__
+from yield_model.card import ModelCard
+from yield_model.columns import FEATURE_COLUMNS
+from yield_model.config import MODEL_NAME
+from yield_model.errors import InvalidInputError, ModelLoadError, Problem
+from yield_model.persistence import default_model_path, load_pipeline
+from yield_model.schemas import Record, validate_records
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """Predictions of one call, with what parsing had to say about the inputs."""
+
+    model_version: str
+    predictions: list[float]
+    warnings: list[list[str]]
+    absent: dict[str, int]
+    unparseable: dict[str, int]
+
+
+def records_to_frame(records: Sequence[Record]) -> pd.DataFrame:
+    """The raw feature frame the pipeline expects, columns in the published order."""
+    rows = [[getattr(r, c) for c in FEATURE_COLUMNS] for r in records]
+    return pd.DataFrame(rows, columns=list(FEATURE_COLUMNS), dtype=object)
+
+
+class TrainedModel:
+    """A fitted pipeline and its card, ready to predict."""
+
+    def __init__(self, pipeline: Any, card: ModelCard) -> None:
+        self.pipeline = pipeline
+        self.card = card
+        self.name = card.name
+        self.version = card.version
+        self._parser = pipeline[0]
+        self._rest = pipeline[1:]
+
+    def predict(self, records: Sequence[Record | Mapping[str, Any]]) -> PredictionResult:
+        """Predict each record's yield; raises InvalidInputError listing every bad value."""
+        if not records:
+            raise InvalidInputError([Problem("at least one record is required")])
+        validated = validate_records(records)
+        frame = records_to_frame(validated)
+        # Parsing once, outside the pipeline, yields both the features and the warnings.
+        parsed, report = self._parser.transform_with_report(frame)
+        features = pd.DataFrame(parsed, columns=self._parser.get_feature_names_out())
+        predictions = np.asarray(self._rest.predict(features), dtype=np.float64)
+        return PredictionResult(
+            model_version=self.version,
+            predictions=[float(p) for p in predictions],
+            warnings=report.warnings,
+            absent=report.absent,
+            unparseable=report.unparseable,
+        )
+
+
+def load_model(path: Path | None = None) -> TrainedModel:
+    """Load a trained model; by default the one inside the installed package."""
+    pipeline, card = load_pipeline(path or default_model_path())
+    if path is None and card.version != __version__:
+        raise ModelLoadError(
+            f"packaged model is version {card.version} but the package is {__version__}"
+        )
+    if card.name != MODEL_NAME:
+        raise ModelLoadError(f"model card names {card.name!r}, expected {MODEL_NAME!r}")
+    return TrainedModel(pipeline, card)
+
+
+@functools.cache
+def _packaged_model() -> TrainedModel:
+    return load_model()
+
+
+def make_prediction(
+    records: Sequence[Record | Mapping[str, Any]], *, model: TrainedModel | None = None
+) -> PredictionResult:
+    """Predict with ``model``, or with the packaged model (loaded once, on first use)."""
+    return (model or _packaged_model()).predict(records)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Build the model wheel with a freshly trained model inside it.
+#
+#   scripts/build-model-wheel.sh OUTDIR
+#
+# Installs the model package's dependencies (not the package itself) into the current Python,
+# trains on $MODEL_TRAINING_DATA (a path or s3:// URI) or, when it is unset, on the default
+# generated data (seed 0), and writes yield_model-<VERSION>-py3-none-any.whl to OUTDIR.
+# Used by tox (env app) and by the Docker build, so both ship the same model.
+set -euo pipefail
+out=${1:?usage: build-model-wheel.sh OUTDIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+pkg=$root/model_package
+
+deps=$(python - "$pkg/pyproject.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    print("\n".join(tomllib.load(f)["project"]["dependencies"]))
+PY
+)
+mapfile -t deps <<<"$deps"
+python -m pip install -q "${deps[@]}" build
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+data=${MODEL_TRAINING_DATA:-}
+if [ -z "$data" ]; then
+  data=$work/train.csv
+  PYTHONPATH=$pkg python -m yield_model.datasets train --out "$data"
+fi
+PYTHONPATH=$pkg python -m yield_model.train --data "$data"
+python -m build --wheel --outdir "$out" "$pkg" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+ls "$out"/yield_model-"$(cat "$pkg/yield_model/VERSION")"-py3-none-any.whl
