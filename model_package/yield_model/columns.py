@@ -22,9 +22,7 @@ TIME_COLUMNS: Final[tuple[str, ...]] = tuple(
     c for c in FEATURE_COLUMNS if c in TIME_POINT_COLUMNS or c in TIME_RANGE_COLUMNS
 )
 #: Amounts, temperatures, pressures, pH: everything that is not a time.
-NUMERIC_COLUMNS: Final[tuple[str, ...]] = tuple(
-    c for c in FEATURE_COLUMNS if c not in TIME_COLUMNS
-)
+NUMERIC_COLUMNS: Final[tuple[str, ...]] = tuple(c for c in FEATURE_COLUMNS if c not in TIME_COLUMNS)
 
 #: Time columns in the order the process runs through them; the gaps between
 #: consecutive stamps are the durations of the process steps.

@@ -36,6 +36,6 @@ class TrainingConfig(BaseModel):
         "solutions do; None keeps every row. The holdout is always scored on every row.",
     )
     max_yield: float | None = Field(default=None, description="Drop training rows above this.")
-    regressor: RegressorName = "hgb"
+    regressor: RegressorName = "gbr"
     max_constant_share: float = Field(default=0.99, gt=0, le=1)
     reference_bins: int = Field(default=10, ge=2, le=100)

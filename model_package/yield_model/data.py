@@ -87,7 +87,11 @@ def load_dataset(
         raise DataError(f"{source} is empty")
     try:
         frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skipinitialspace=True,
         )
     except pd.errors.ParserError as exc:
         raise DataError(f"{source} is not a readable CSV: {exc}") from None
@@ -121,7 +125,10 @@ def _numeric_target(target: pd.Series, frame: pd.DataFrame, source: str) -> pd.S
     bad = values.isna()
     if bad.any():
         ids = frame[ID_COLUMN] if ID_COLUMN in frame.columns else pd.Series(frame.index + 2)
-        shown = ", ".join(f"{i} ({target[n]!r})" for n, i in ids[bad].head(5).items())
+        shown = ", ".join(
+            f"{sample} ({raw!r})"
+            for sample, raw in zip(ids[bad].head(5), target[bad].head(5), strict=True)
+        )
         raise DataError(
             f"{source}: {TARGET_COLUMN} must be a number in every row; "
             f"{int(bad.sum())} row(s) are not: {shown}"

@@ -80,6 +80,12 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.time_points = time_points
         self.time_ranges = time_ranges
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        return tags
+
     def fit(self, X: Any, y: Any = None) -> "ProcessLogParser":
         X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=True)
         names = _column_names(self, X.shape[1])
@@ -188,6 +194,11 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def __init__(self, stamps: Sequence[str] | None = None) -> None:
         self.stamps = stamps
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     def fit(self, X: Any, y: Any = None) -> "StepDurations":
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=True)
         names = _column_names(self, X.shape[1])
@@ -240,6 +251,11 @@ class DropNearConstant(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def __init__(self, max_share: float = 0.99) -> None:
         self.max_share = max_share
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
     def fit(self, X: Any, y: Any = None) -> "DropNearConstant":
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=True)

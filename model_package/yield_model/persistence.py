@@ -42,7 +42,9 @@ def load_pipeline(model_path: Path) -> tuple[Any, ModelCard]:
     try:
         card = ModelCard.model_validate_json(card_path.read_bytes())
     except ValidationError as exc:
-        raise ModelLoadError(f"model card {card_path} is invalid: {exc.errors()[0]['msg']}") from None
+        raise ModelLoadError(
+            f"model card {card_path} is invalid: {exc.errors()[0]['msg']}"
+        ) from None
     if card.model_sha256 and card.model_sha256 != _sha256(model_path):
         raise ModelLoadError(
             f"model file {model_path} does not match its card's sha256: corrupt or replaced"

@@ -1,7 +1,7 @@
 """Training: fit the pipeline on a data file, score it on a holdout, save it with its card.
 
-    python -m yield_model.train --data data/train.csv
-    python -m yield_model.train --data s3://bucket/jinnan_round1_train_20181227.csv
+python -m yield_model.train --data data/train.csv
+python -m yield_model.train --data s3://bucket/jinnan_round1_train_20181227.csv
 """
 
 import argparse
@@ -73,6 +73,8 @@ def train(dataset: Dataset, config: TrainingConfig) -> tuple[Pipeline, ModelCard
         pd.DataFrame({PREDICTION_REFERENCE: predicted}), config.reference_bins
     )[PREDICTION_REFERENCE]
     regressor = pipeline.named_steps["regressor"]
+    if isinstance(regressor, Pipeline):
+        regressor = regressor[-1]
     card = ModelCard(
         name=MODEL_NAME,
         version=__version__,
