@@ -143,3 +143,15 @@ def test_corrupt_model_files_fail_with_a_clear_message(
     card_path.write_text("{not json")
     with pytest.raises(ModelLoadError, match=r"model card .* is invalid"):
         load_model(path)
+
+
+def test_a_frame_read_the_ordinary_way_predicts_every_row(
+    trained_model: TrainedModel, test_csv: tuple[Path, Path]
+) -> None:
+    # How a user reads the published test file: pandas' defaults, numpy scalars, NaN.
+    frame = pd.read_csv(test_csv[0], encoding="gb18030")
+    by_frame = trained_model.predict(frame)
+    by_rows = trained_model.predict([row.to_dict() for _, row in frame.iterrows()])
+    by_text = trained_model.predict(_records(test_csv[0]))
+    assert len(by_frame.predictions) == len(frame)
+    assert by_frame.predictions == by_rows.predictions == by_text.predictions

@@ -35,6 +35,11 @@ def records_to_frame(records: Sequence[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(FEATURE_COLUMNS), dtype=object)
 
 
+def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    cells = frame.astype(object).where(frame.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in cells.to_dict("records")]
+
+
 class TrainedModel:
     """A fitted pipeline and its card, ready to predict."""
 
@@ -46,11 +51,19 @@ class TrainedModel:
         self._parser = pipeline[0]
         self._rest = pipeline[1:]
 
-    def predict(self, records: Sequence[Record | Mapping[str, Any]]) -> PredictionResult:
-        """Predict each record's yield; raises InvalidInputError listing every bad value."""
-        if not records:
+    def predict(
+        self, records: Sequence[Record | Mapping[str, Any]] | pd.DataFrame
+    ) -> PredictionResult:
+        """Predict each record's yield; raises InvalidInputError listing every bad value.
+
+        ``records`` may also be a DataFrame with the published columns (NaN is missing).
+        """
+        rows: Sequence[Record | Mapping[str, Any]] = (
+            _frame_records(records) if isinstance(records, pd.DataFrame) else records
+        )
+        if not rows:
             raise InvalidInputError([Problem("at least one record is required")])
-        validated = validate_records(records)
+        validated = validate_records(rows)
         frame = records_to_frame(validated)
         # Parsing once, outside the pipeline, yields both the features and the warnings.
         parsed, report = self._parser.transform_with_report(frame)
@@ -83,7 +96,9 @@ def _packaged_model() -> TrainedModel:
 
 
 def make_prediction(
-    records: Sequence[Record | Mapping[str, Any]], *, model: TrainedModel | None = None
+    records: Sequence[Record | Mapping[str, Any]] | pd.DataFrame,
+    *,
+    model: TrainedModel | None = None,
 ) -> PredictionResult:
     """Predict with ``model``, or with the packaged model (loaded once, on first use)."""
     return (model or _packaged_model()).predict(records)

@@ -4,9 +4,11 @@ The API reuses these models, so a record is described once for HTTP and for Pyth
 """
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -22,7 +24,7 @@ from yield_model.parsing import is_excel_date
 
 
 def _is_nan(value: object) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+    return isinstance(value, float | np.floating) and math.isnan(value)
 
 
 def _finite(number: float) -> float | None:
@@ -37,9 +39,9 @@ def _numeric(value: object) -> float | str | None:
     """Accept a number, a numeric string or null; keep Excel date artefacts for the parser."""
     if value is None:
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         raise ValueError("expected a number, got a boolean")
-    if isinstance(value, int | float):
+    if isinstance(value, numbers.Real):  # numpy scalars too, as pandas rows carry them
         return _finite(float(value))
     if isinstance(value, str):
         text = value.strip()
@@ -68,7 +70,7 @@ def _time(value: object) -> str | None:
 def _sample_id(value: object) -> str | None:
     if value is None or _is_nan(value):
         return None
-    if isinstance(value, str | int) and not isinstance(value, bool):
+    if isinstance(value, str | int | np.integer) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"expected a string, got {type(value).__name__}")
 
