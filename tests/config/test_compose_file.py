@@ -1,0 +1,328 @@
+"""docker-compose.yml: what each service must be, and that it agrees with the files it mounts."""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+MONITORING = ("prometheus", "grafana", "cadvisor")
+PINNED_TAG = re.compile(r":v?\d+\.\d+\.\d+$")
+INTERPOLATED = re.compile(r"\$\{(\w+)")
+
+# cAdvisor's documented `docker run` (README.md of google/cadvisor, "Running cAdvisor in a
+# Docker Container"): these read-only mounts and the /dev/kmsg device.
+CADVISOR_MOUNTS = {
+    "/:/rootfs:ro",
+    "/var/run:/var/run:ro",
+    "/sys:/sys:ro",
+    "/var/lib/docker/:/var/lib/docker:ro",
+    "/dev/disk/:/dev/disk:ro",
+}
+
+
+def container_port(service: dict[str, Any]) -> int:
+    """The container side of the service's one published port."""
+    (mapping,) = service["ports"]
+    return int(str(mapping).rsplit(":", 1)[1])
+
+
+def mount_target(service: dict[str, Any], source: str) -> str:
+    """Where the service mounts a path of this repository."""
+    for volume in service["volumes"]:
+        parts = volume.split(":")
+        if parts[0] == source:
+            return str(parts[1])
+    raise AssertionError(f"{source} is not mounted")
+
+
+def dockerfile_instruction(root: Path, name: str) -> list[str]:
+    """The arguments of each ``name`` instruction of mlapi/Dockerfile, continued lines joined."""
+    text = (root / "mlapi" / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.startswith(f"{name} ")]
+
+
+def test_file_has_no_version_key(compose: dict[str, Any]) -> None:
+    # The key is obsolete in the compose spec and makes `docker compose` warn.
+    assert "version" not in compose
+
+
+def test_stack_has_the_four_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"mlapi", *MONITORING}
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_images_are_pinned(compose: dict[str, Any], name: str) -> None:
+    assert PINNED_TAG.search(compose["services"][name]["image"])
+
+
+def test_promtool_is_the_prometheus_version_the_stack_runs(
+    compose: dict[str, Any], promtool: str
+) -> None:
+    # The rules and config are checked by promtool: it must parse them as the server will.
+    image_version = compose["services"]["prometheus"]["image"].rsplit(":v", 1)[1]
+    banner = subprocess.run([promtool, "--version"], capture_output=True, text=True, check=True)
+    found = re.search(r"version (\d+\.\d+)\.", banner.stdout + banner.stderr)
+    assert found, banner.stdout
+    assert found[1] == image_version.rsplit(".", 1)[0], (
+        f"promtool {found[1]} checks files for Prometheus {image_version}: set PROMTOOL to a "
+        "promtool of the same minor version"
+    )
+
+
+def test_cadvisor_is_the_maintained_image(compose: dict[str, Any]) -> None:
+    image = compose["services"]["cadvisor"]["image"]
+    assert image.startswith(("gcr.io/cadvisor/cadvisor:", "ghcr.io/google/cadvisor:"))
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_ports_listen_on_loopback_only(compose: dict[str, Any], name: str) -> None:
+    ports = compose["services"][name]["ports"]
+    assert ports
+    assert all(str(port).startswith("127.0.0.1:") for port in ports)
+
+
+def test_api_is_built_from_its_dockerfile_with_the_repo_as_context(
+    compose: dict[str, Any], root: Path
+) -> None:
+    build = compose["services"]["mlapi"]["build"]
+    assert (build["context"], build["dockerfile"]) == (".", "mlapi/Dockerfile")
+    assert (root / build["dockerfile"]).is_file()
+
+
+def test_api_port_is_the_port_the_image_exposes(compose: dict[str, Any], root: Path) -> None:
+    assert dockerfile_instruction(root, "EXPOSE") == [
+        str(container_port(compose["services"]["mlapi"]))
+    ]
+
+
+def test_api_runs_as_non_root_on_a_read_only_filesystem(
+    compose: dict[str, Any], root: Path
+) -> None:
+    (user,) = dockerfile_instruction(root, "USER")
+    assert user.split(":")[0] not in {"0", "root"}
+    mlapi = compose["services"]["mlapi"]
+    assert mlapi["read_only"] is True
+    # The workers' metric files go to /tmp/mlapi-metrics, the service's default.
+    assert "/tmp" in mlapi["tmpfs"]
+
+
+def test_api_healthcheck_is_the_images(compose: dict[str, Any], root: Path) -> None:
+    # Compose only times the check; the command lives once, in the Dockerfile.
+    assert "test" not in compose["services"]["mlapi"]["healthcheck"]
+    (healthcheck,) = dockerfile_instruction(root, "HEALTHCHECK")
+    assert "/api/v1/health" in healthcheck
+
+
+def test_every_service_restarts(compose: dict[str, Any]) -> None:
+    assert {s["restart"] for s in compose["services"].values()} == {"unless-stopped"}
+
+
+def test_health_conditions_wait_for_services_that_have_a_healthcheck(
+    compose: dict[str, Any], root: Path
+) -> None:
+    services = compose["services"]
+    conditions = [
+        (name, dependency, spec["condition"])
+        for name, service in services.items()
+        for dependency, spec in service.get("depends_on", {}).items()
+    ]
+    assert ("grafana", "prometheus", "service_healthy") in conditions
+    for _, dependency, condition in conditions:
+        if condition == "service_healthy":
+            has_own = "test" in services[dependency].get("healthcheck", {})
+            from_image = dependency == "mlapi" and dockerfile_instruction(root, "HEALTHCHECK")
+            assert has_own or from_image, f"{dependency} has no healthcheck to wait for"
+
+
+def test_prometheus_mounts_its_config_and_the_rule_files_it_names(
+    compose: dict[str, Any], prometheus_config: dict[str, Any], root: Path
+) -> None:
+    service = compose["services"]["prometheus"]
+    config_dir = mount_target(service, "./prometheus")
+    assert f"--config.file={config_dir}/prometheus.yml" in service["command"]
+    for rule_file in prometheus_config["rule_files"]:
+        assert (root / "prometheus" / rule_file).is_file()
+
+
+def test_prometheus_keeps_data_in_a_named_volume_for_a_set_time(compose: dict[str, Any]) -> None:
+    service = compose["services"]["prometheus"]
+    assert mount_target(service, "prometheus-data") == "/prometheus"
+    assert "prometheus-data" in compose["volumes"]
+    assert any(flag.startswith("--storage.tsdb.retention.time=") for flag in service["command"])
+
+
+def test_scrape_targets_are_compose_services_on_their_container_ports(
+    compose: dict[str, Any], prometheus_config: dict[str, Any]
+) -> None:
+    services = compose["services"]
+    targets = {
+        job["job_name"]: target
+        for job in prometheus_config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert targets.pop("prometheus") == f"localhost:{container_port(services['prometheus'])}"
+    assert targets == {
+        name: f"{name}:{container_port(services[name])}" for name in ("mlapi", "cadvisor")
+    }
+
+
+def test_grafana_password_has_no_default_and_signup_and_anonymous_access_are_off(
+    compose: dict[str, Any],
+) -> None:
+    service = compose["services"]["grafana"]
+    env = service["environment"]
+    # Empty unless the user sets it; the entrypoint then generates one (never "admin").
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    assert service["entrypoint"] == ["/bin/sh", "/etc/grafana/entrypoint.sh"]
+    assert mount_target(service, "./grafana/entrypoint.sh") == "/etc/grafana/entrypoint.sh"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_grafana_mounts_what_its_provisioning_points_at(
+    compose: dict[str, Any], dashboard_provider: dict[str, Any], root: Path
+) -> None:
+    service = compose["services"]["grafana"]
+    assert mount_target(service, "./grafana/provisioning") == "/etc/grafana/provisioning"
+    dashboards_dir = mount_target(service, "./grafana/dashboards")
+    assert dashboard_provider["options"]["path"] == dashboards_dir
+    home = Path(service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert str(home.parent) == dashboards_dir
+    assert (root / "grafana" / "dashboards" / home.name).is_file()
+    assert mount_target(service, "grafana-data") == "/var/lib/grafana"
+    assert "grafana-data" in compose["volumes"]
+
+
+def test_grafana_datasource_points_at_the_prometheus_service(
+    compose: dict[str, Any], datasource: dict[str, Any]
+) -> None:
+    url = urlsplit(datasource["url"])
+    assert url.hostname == "prometheus"
+    assert url.port == container_port(compose["services"]["prometheus"])
+
+
+def test_cadvisor_has_its_documented_mounts_device_and_limits(compose: dict[str, Any]) -> None:
+    service = compose["services"]["cadvisor"]
+    assert set(service["volumes"]) == CADVISOR_MOUNTS
+    assert service["devices"] == ["/dev/kmsg"]
+    assert "--docker_only=true" in service["command"]
+    intervals = [f for f in service["command"] if f.startswith("--housekeeping_interval=")]
+    # The default is 1s, which costs a good share of a core on a busy host.
+    assert intervals == ["--housekeeping_interval=15s"]
+
+
+def test_env_example_documents_every_interpolated_variable(root: Path) -> None:
+    used = set(INTERPOLATED.findall((root / "docker-compose.yml").read_text(encoding="utf-8")))
+    lines = (root / ".env.example").read_text(encoding="utf-8").splitlines()
+    documented = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert documented == used
+
+
+def compose_clis() -> list[list[str]]:
+    """The compose commands installed here: `docker compose` (v2) and `docker-compose`."""
+    found = []
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            found.append([docker, "compose"])
+    legacy = shutil.which("docker-compose")
+    if legacy:
+        found.append([legacy])
+    return found
+
+
+CLIS: list[list[str] | None] = [*compose_clis()] or [None]
+
+
+@pytest.fixture(params=CLIS, ids=lambda cli: " ".join(cli or ["none"]))
+def compose_cli(request: pytest.FixtureRequest) -> list[str]:
+    """Each installed compose command in turn."""
+    if request.param is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    cli: list[str] = request.param
+    return cli
+
+
+def run_config(
+    cli: list[str], root: Path, env: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """``compose config -q`` on docker-compose.yml, with an empty env file.
+
+    The empty env file keeps a developer's .env from deciding the outcome.
+    """
+    env_file = tmp_path / "empty.env"
+    env_file.touch()
+    return subprocess.run(
+        [*cli, "--env-file", str(env_file), "-f", str(root / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("password", ["a-test-password", None])
+def test_compose_loads_the_file_with_or_without_a_grafana_password(
+    compose_cli: list[str], root: Path, tmp_path: Path, password: str | None
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"}
+    if password:
+        env["GRAFANA_ADMIN_PASSWORD"] = password
+    result = run_config(compose_cli, root, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def _run_grafana_entrypoint(
+    root: Path, data: Path, password: str | None
+) -> subprocess.CompletedProcess[str]:
+    # The wrapper hands over to GRAFANA_START; here a stand-in that prints what Grafana gets.
+    start = data.parent / "run.sh"
+    start.write_text('#!/bin/sh\nprintf "%s|%s" "$GF_SECURITY_ADMIN_PASSWORD" "$*"\n')
+    start.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "GF_PATHS_DATA": str(data), "GRAFANA_START": str(start)}
+    if password is not None:
+        env["GF_SECURITY_ADMIN_PASSWORD"] = password
+    return subprocess.run(
+        ["sh", str(root / "grafana" / "entrypoint.sh"), "--flag"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_grafana_entrypoint_generates_and_keeps_a_password_when_none_is_given(
+    root: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "grafana-data"
+    data.mkdir()
+    first = _run_grafana_entrypoint(root, data, None)
+    password, args = first.stdout.split("|")
+    stored = data / "admin-password"
+    assert password == stored.read_text()
+    assert len(password) >= 24
+    assert password != "admin"
+    assert args == "--flag"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert "generated one in" in first.stderr
+    # A restart reuses it: Grafana stored it when the volume was created.
+    again = _run_grafana_entrypoint(root, data, None)
+    assert again.stdout.split("|")[0] == password
+    assert again.stderr == ""
+
+
+def test_grafana_entrypoint_uses_the_given_password(root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "grafana-data"
+    data.mkdir()
+    given = _run_grafana_entrypoint(root, data, "chosen-by-the-user")
+    assert given.stdout == "chosen-by-the-user|--flag"
+    assert not (data / "admin-password").exists()

@@ -1,0 +1,125 @@
+"""Driving docker-compose.yml from the tests: the compose command, the running stack, waits."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+import pytest
+from docker.models.containers import Container
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+# Bounds on waiting, so that a broken stack fails the run instead of hanging it.
+HEALTHY_WITHIN_S = 300
+BUILD_WITHIN_S = 3600
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A running mlapi + Prometheus of docker-compose.yml."""
+
+    compose: list[str]
+    project: str
+    env_file: Path
+    env: dict[str, str]
+    api_url: str
+    prometheus_url: str
+    docker: Any
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run a compose command on this stack's project."""
+        return subprocess.run(
+            [
+                *self.compose,
+                "--env-file",
+                str(self.env_file),
+                "-p",
+                self.project,
+                "-f",
+                str(COMPOSE_FILE),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+            timeout=timeout,
+            check=False,
+        )
+
+    def container(self, service: str) -> Container:
+        """The service's container, found by the labels both compose versions set."""
+        (found,) = self.docker.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"com.docker.compose.project={self.project}",
+                    f"com.docker.compose.service={service}",
+                ]
+            },
+        )
+        return found
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip, or fail when CI promised a Docker engine."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (v2) if it answers, else `docker-compose` (v1), else None."""
+    docker_cli = shutil.which("docker")
+    if docker_cli:
+        probe = subprocess.run([docker_cli, "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [docker_cli, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at this moment."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_healthy(stack: Stack, service: str) -> None:
+    """Wait until Docker reports the service's healthcheck as passing."""
+    deadline = time.monotonic() + HEALTHY_WITHIN_S
+    while time.monotonic() < deadline:
+        container = stack.container(service)
+        state = container.attrs["State"]
+        health = state.get("Health", {}).get("Status")
+        if health == "healthy":
+            return
+        if health == "unhealthy" or state["Status"] == "exited":
+            logs = container.logs(tail=50).decode(errors="replace")
+            pytest.fail(f"{service} is {health or state['Status']}:\n{logs}")
+        time.sleep(2)
+    pytest.fail(f"{service} was not healthy within {HEALTHY_WITHIN_S}s")
+
+
+def wait_scraped(stack: Stack) -> None:
+    """Wait until Prometheus has scraped the API successfully."""
+    deadline = time.monotonic() + HEALTHY_WITHIN_S
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(
+                f"{stack.prometheus_url}/api/v1/query", params={"query": 'up{job="mlapi"} == 1'}
+            )
+            if answer.status_code == 200 and answer.json()["data"]["result"]:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(2)
+    pytest.fail(f"Prometheus did not scrape the API within {HEALTHY_WITHIN_S}s")
