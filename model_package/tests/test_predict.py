@@ -75,7 +75,7 @@ def test_invalid_records_raise_every_problem_with_index_and_field(
     bad: list[dict[str, Any]] = [
         dict(EXAMPLE_RECORD),
         {**EXAMPLE_RECORD, "A6": "hot", "A5": 13.5, "colour": "red"},
-        {**EXAMPLE_RECORD, "B14": True, "A21": float("inf")},
+        {**EXAMPLE_RECORD, "B14": True, "A21": float("inf"), "A1": 1e39, "A3": "-1e300"},
     ]
     with pytest.raises(InvalidInputError) as caught:
         trained_model.predict(bad)
@@ -86,8 +86,10 @@ def test_invalid_records_raise_every_problem_with_index_and_field(
         (1, "colour"): "unknown field",
         (2, "B14"): "expected a number, got a boolean",
         (2, "A21"): "must be a finite number",
+        (2, "A1"): "must be between -3.4e38 and 3.4e38, the range the model computes in",
+        (2, "A3"): "must be between -3.4e38 and 3.4e38, the range the model computes in",
     }
-    assert "5 invalid input value(s)" in str(caught.value)
+    assert "7 invalid input value(s)" in str(caught.value)
 
 
 def test_empty_input_is_an_error(trained_model: TrainedModel) -> None:
@@ -155,3 +157,30 @@ def test_a_frame_read_the_ordinary_way_predicts_every_row(
     by_text = trained_model.predict(_records(test_csv[0]))
     assert len(by_frame.predictions) == len(frame)
     assert by_frame.predictions == by_rows.predictions == by_text.predictions
+
+
+def test_rows_of_the_training_file_are_accepted_and_their_yield_ignored(
+    trained_model: TrainedModel, train_csv: Path
+) -> None:
+    rows = _records(train_csv)[:20]
+    assert all("收率" in row for row in rows)
+    without = [{k: v for k, v in row.items() if k != "收率"} for row in rows]
+    assert trained_model.predict(rows).predictions == trained_model.predict(without).predictions
+    assert validate_records(rows)[0].observed_yield == float(rows[0]["收率"])
+
+
+def test_magnitudes_beyond_float32_in_a_training_frame_become_missing(
+    trained_model: TrainedModel,
+) -> None:
+    # The schema refuses them; a frame given straight to the parser (training) must not crash.
+    frame = records_to_frame(validate_records([EXAMPLE_RECORD, EXAMPLE_RECORD]))
+    frame.loc[1, "A1"] = 1e39
+    frame.loc[1, "A3"] = "-1e300"
+    parsed, report = trained_model.pipeline[0].transform_with_report(frame)
+    assert report.unparseable["A1"] == report.unparseable["A3"] == 1
+    assert report.warnings[1][0].startswith("A1: could not parse 1e+39 (too large")
+    assert np.isfinite(
+        trained_model.pipeline[1:].predict(
+            pd.DataFrame(parsed, columns=trained_model.pipeline[0].get_feature_names_out())
+        )
+    ).all()

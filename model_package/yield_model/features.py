@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from yield_model.parsing import (
+    FLOAT32_MAX,
     Status,
     describe,
     parse_number,
@@ -142,8 +143,8 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         values = np.array(
             pd.to_numeric(pd.Series(column, dtype=object), errors="coerce"), dtype=np.float64
         )
-        values[np.isinf(values)] = np.nan
-        left = np.flatnonzero(np.isnan(values))
+        # NaN, and magnitudes the model cannot compute with, go to the parser to be reported.
+        left = np.flatnonzero(~(np.abs(values) <= FLOAT32_MAX))
         codes = np.zeros(len(column), dtype=np.int8)
         if not len(left):
             return values, None, codes

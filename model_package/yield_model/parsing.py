@@ -35,10 +35,10 @@ Rules, with the reasons where they are not obvious:
 - A range whose end is before its start crosses midnight (24 h are added), unless that makes
   it longer than 12 h (``18:30-15:00`` would be 20.5 h, implausible for one process step): then
   the start is kept and the duration is missing, status ``invalid``. Equal ends give 0 h.
-- Numbers: int and float (numpy scalars included) are ``ok``; NaN is missing; infinities and
-  booleans are invalid; strings must be plain decimal numbers (``'3.5'``, ``' 400 '``,
-  ``'1e3'``; no thousands separators, no full-width digits). Time parsers treat any number
-  other than NaN as invalid.
+- Numbers: int and float (numpy scalars included) are ``ok``; NaN is missing; infinities,
+  magnitudes beyond float32's range (what the model computes in) and booleans are invalid;
+  strings must be plain decimal numbers (``'3.5'``, ``' 400 '``, ``'1e3'``; no thousands
+  separators, no full-width digits). Time parsers treat any number other than NaN as invalid.
 - Strings longer than :data:`MAX_TEXT_LENGTH` are invalid without being parsed or cached.
 
 Notes: a repaired value's note reads ``read as <reading>`` with a reason in parentheses when the
@@ -194,6 +194,11 @@ def is_excel_date(text: str) -> bool:
 # ---------------------------------------------------------------------------- numbers
 
 
+#: scikit-learn's trees compare features as float32: a larger magnitude cannot be predicted with.
+FLOAT32_MAX: Final = 3.4028234663852886e38
+_TOO_LARGE: Final = "too large: beyond ±3.4e38, the float32 range the model computes in"
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def _number_from_text(text: str) -> NumberParse:
     text = text.strip()
@@ -201,8 +206,8 @@ def _number_from_text(text: str) -> NumberParse:
         return _NUMBER_MISSING
     if _NUMBER.fullmatch(text):
         number = float(text)
-        if math.isinf(number):
-            return NumberParse(None, "invalid", "too large")
+        if not abs(number) <= FLOAT32_MAX:
+            return NumberParse(None, "invalid", _TOO_LARGE)
         return NumberParse(number, "ok")
     excel = _excel_date(text)
     if excel is not None:
@@ -217,6 +222,8 @@ def _number_from_float(number: float) -> NumberParse:
         return _NUMBER_MISSING
     if math.isinf(number):
         return NumberParse(None, "invalid", "not a finite number")
+    if abs(number) > FLOAT32_MAX:
+        return NumberParse(None, "invalid", _TOO_LARGE)
     return NumberParse(float(number), "ok")  # a plain float, also for numpy.float64
 
 
@@ -231,7 +238,7 @@ def _number_from_object(value: object) -> NumberParse:
     try:
         number = float(value)  # type: ignore[arg-type]  # complex raises, caught by the caller
     except OverflowError:
-        return NumberParse(None, "invalid", "too large")
+        return NumberParse(None, "invalid", _TOO_LARGE)
     return _number_from_float(number)
 
 

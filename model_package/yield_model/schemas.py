@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from yield_model.errors import InvalidInputError, Problem
-from yield_model.parsing import is_excel_date
+from yield_model.parsing import FLOAT32_MAX, is_excel_date
 
 
 def _is_nan(value: object) -> bool:
@@ -32,6 +32,8 @@ def _finite(number: float) -> float | None:
         return None
     if math.isinf(number):
         raise ValueError("must be a finite number")
+    if abs(number) > FLOAT32_MAX:
+        raise ValueError("must be between -3.4e38 and 3.4e38, the range the model computes in")
     return number
 
 
@@ -48,13 +50,14 @@ def _numeric(value: object) -> float | str | None:
         if not text:
             return None
         try:
-            return _finite(float(text))
+            number = float(text)
         except ValueError:
             # Excel turned some numbers of the published files into dates; the parser
             # recovers the number, so such a string is accepted, with a warning later.
             if is_excel_date(text):
                 return text
             raise ValueError(f"expected a number or a numeric string, got {value!r}") from None
+        return _finite(number)
     raise ValueError(f"expected a number, got {type(value).__name__}")
 
 
@@ -91,7 +94,11 @@ EXAMPLE_RECORD: dict[str, Any] = {
 
 
 class Record(BaseModel):
-    """One batch: the recipe and process log of the published files, without the yield."""
+    """One batch: the recipe and process log of the published files.
+
+    The training file's yield column (收率) is accepted, so that its rows can be sent as they
+    are, and is not used for the prediction.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -146,6 +153,12 @@ class Record(BaseModel):
     B12: NumericValue = None
     B13: NumericValue = None
     B14: NumericValue = None
+    observed_yield: NumericValue = Field(
+        default=None,
+        validation_alias=AliasChoices("observed_yield", "收率"),
+        description="The measured yield (收率) when known, as in the training file; not used "
+        "for the prediction.",
+    )
 
 
 _RECORDS = TypeAdapter(list[Record])
