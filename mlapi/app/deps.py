@@ -1,0 +1,54 @@
+"""Dependencies the routes declare: the model, the settings and the raw JSON body."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.errors import ApiError
+from app.settings import Settings
+from yield_model.predict import TrainedModel
+
+
+# Trivial dependencies are ``async`` so they run inline rather than costing a thread hop.
+async def get_model(request: Request) -> TrainedModel:
+    """The model loaded at startup; 503 while there is none."""
+    model: TrainedModel | None = getattr(request.state, "model", None)
+    if model is None:
+        raise ApiError(503, "not_ready", "the model is not loaded yet; retry shortly")
+    return model
+
+
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def read_json_body(
+    request: Request, settings: Annotated[Settings, Depends(get_app_settings)]
+) -> bytes:
+    """The request body, if it is declared JSON and within the size limit."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        shown = media_type or "none"
+        raise ApiError(
+            415, "unsupported_media_type", f"send Content-Type: application/json (got {shown})"
+        )
+    limit = settings.max_body_bytes
+    too_large = ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+ModelDep = Annotated[TrainedModel, Depends(get_model)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+JsonBody = Annotated[bytes, Depends(read_json_body)]

@@ -1,0 +1,82 @@
+"""The FastAPI application: built by ``create_app``, the model loaded in its lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from prometheus_fastapi_instrumentator import Instrumentator
+from pydantic.json_schema import models_json_schema
+
+from app import __version__, metrics
+from app.api import router
+from app.errors import add_error_handlers
+from app.request_log import RequestLogMiddleware
+from app.schemas import MultipleYieldInputs
+from app.settings import Settings, get_settings
+from yield_model.predict import load_model
+
+logger = logging.getLogger("mlapi")
+
+TITLE = "JinNan yield prediction API"
+DESCRIPTION = (
+    "Predicts the yield (收率) of batches of the JinNan continuous chemical process from "
+    "their recipe and process log. Send records as the published files have them; values "
+    "that cannot be read are treated as missing and reported in each prediction's warnings."
+)
+#: Requests to these paths are left out of the HTTP request metrics.
+UNMEASURED_PATHS = ("/metrics", "/api/v1/health")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    """Load the model once per process; its failure stops the process from serving."""
+    settings: Settings = app.state.settings
+    model = await run_in_threadpool(load_model, settings.model_path)
+    metrics.announce_model(model.name, model.version, __version__)
+    # Created here: a limiter belongs to the event loop that serves the requests.
+    limiter = anyio.CapacityLimiter(settings.predict_threads)
+    logger.info(
+        "model %s %s loaded",
+        model.name,
+        model.version,
+        extra={"model_name": model.name, "model_version": model.version},
+    )
+    yield {"model": model, "predict_limiter": limiter}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing is loaded until the lifespan starts."""
+    app = FastAPI(title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan)
+    app.state.settings = settings or get_settings()
+    app.include_router(router)
+    add_error_handlers(app)
+    Instrumentator(excluded_handlers=[f"^{path}$" for path in UNMEASURED_PATHS]).add(
+        metrics.HTTP_INSTRUMENTATION
+    ).instrument(app).expose(app, include_in_schema=False)
+    app.add_middleware(RequestLogMiddleware)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _openapi_document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request body schema the predict route declares by $ref."""
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    _, definitions = models_json_schema(
+        [(MultipleYieldInputs, "validation")], ref_template="#/components/schemas/{model}"
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(definitions["$defs"])
+    return document

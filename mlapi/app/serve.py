@@ -1,0 +1,113 @@
+"""``mlapi-serve``: check the settings and the model, then run N workers under gunicorn.
+
+Order matters: the metrics directory is emptied and ``PROMETHEUS_MULTIPROC_DIR`` set before
+anything imports prometheus_client, so every worker writes its metrics to files there and
+``/metrics`` reports the sum over workers.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from pydantic import ValidationError
+
+from app.logs import logging_config
+from app.settings import Settings, describe_settings_error, get_settings
+from yield_model.predict import load_model
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says why."""
+
+
+def prepare_multiproc_dir(directory: Path) -> None:
+    """Create the metrics directory, or empty it of a previous run's metric files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = list(directory.iterdir())
+    # Only prometheus_client's own files are removed: pointed at the wrong directory by
+    # mistake, the service refuses to start rather than delete someone's files.
+    foreign = [e.name for e in entries if not (e.is_file() and e.suffix == ".db")]
+    if foreign:
+        raise StartupError(
+            f"MLAPI_MULTIPROC_DIR={directory} holds files that are not metric files "
+            f"({', '.join(sorted(foreign)[:5])}); point it at an empty or dedicated directory"
+        )
+    for entry in entries:
+        entry.unlink()
+
+
+def check_model(settings: Settings) -> None:
+    """Load the model once before forking workers, so a broken one stops the start."""
+    try:
+        load_model(settings.model_path)
+    except Exception as exc:  # any failure to load means: do not serve
+        raise StartupError(f"the model cannot be loaded: {exc}") from exc
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    # Imported here, in the master, only after PROMETHEUS_MULTIPROC_DIR is set.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn's settings for these service settings."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return {
+        "bind": [f"{host}:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": "uvicorn_worker.UvicornWorker",
+        "graceful_timeout": settings.graceful_timeout,
+        # A worker's heartbeat stops while its lifespan loads the model; on a busy machine
+        # that can take seconds, which must not look like a hung worker.
+        "timeout": 60,
+        "keepalive": 5,
+        "child_exit": _child_exit,
+        "logconfig_dict": logging_config(settings),
+        "accesslog": None,
+        "loglevel": settings.log_level,
+        "proc_name": "mlapi",
+        "control_socket_disable": True,
+    }
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured from the settings, serving ``create_app`` in each worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Imported in the worker: app.main creates the metrics, which must see the
+        # multiprocess directory set by main().
+        from app.main import create_app
+
+        return create_app(self.settings)
+
+
+def main() -> int:
+    """Start the service; returns the exit status when it cannot start."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"mlapi-serve: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
+        return 2
+    try:
+        prepare_multiproc_dir(settings.multiproc_dir)
+        os.environ[MULTIPROC_ENV] = str(settings.multiproc_dir)
+        check_model(settings)
+    except (StartupError, OSError) as exc:
+        print(f"mlapi-serve: cannot start: {exc}", file=sys.stderr)
+        return 1
+    Server(settings).run()  # returns when gunicorn stops; on failure it exits itself
+    return 0

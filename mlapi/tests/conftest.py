@@ -1,0 +1,199 @@
+"""Shared fixtures: an app with its model loaded, clients, records and metric scrapes."""
+
+import copy
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.main import create_app
+from app.settings import ENV_PREFIX, Settings
+from yield_model.schemas import EXAMPLE_RECORD
+
+
+class Scrape:
+    """One read of /metrics, looked up by sample name and exact labels."""
+
+    def __init__(self, text: str) -> None:
+        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sample's value; 0 if the series does not exist (yet)."""
+        return self.samples.get((name, frozenset(labels.items())), 0.0)
+
+    def series(self, name: str) -> list[dict[str, str]]:
+        """The label sets of every sample of this name."""
+        return [dict(labels) for (n, labels) in self.samples if n == name]
+
+
+def _without_service_env() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(ENV_PREFIX) and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_env() -> Iterator[None]:
+    """The tests' own settings only: no MLAPI_* or multiprocess variable from the caller."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in set(os.environ) - set(_without_service_env()):
+            patch.delenv(key)
+        yield
+
+
+@pytest.fixture(scope="session")
+def app(clean_env: None) -> FastAPI:
+    """The app with default settings (10,000 records per request at most)."""
+    return create_app(Settings())
+
+
+@pytest.fixture(scope="session")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A client of the app whose model is loaded (lifespan started)."""
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def unready_client(clean_env: None) -> TestClient:
+    """A client of an app whose lifespan has not run: no model loaded."""
+    return TestClient(create_app(Settings()))
+
+
+@pytest.fixture
+def record() -> dict[str, Any]:
+    """A complete, valid record (a copy, free to change)."""
+    return copy.deepcopy(EXAMPLE_RECORD)
+
+
+@pytest.fixture
+def scrape(client: TestClient) -> Callable[[], Scrape]:
+    """Read the in-process app's /metrics."""
+    return lambda: Scrape(client.get("/metrics").text)
+
+
+# -- real servers ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RunningServer:
+    """An ``mlapi-serve`` process and where to reach it."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+
+    def scrape(self) -> Scrape:
+        return Scrape(httpx.get(f"{self.url}/metrics", timeout=30).text)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8")
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+
+MLAPI_SERVE = str(Path(sys.executable).with_name("mlapi-serve"))
+STARTUP_TIMEOUT_SECONDS = 180
+
+
+def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of an mlapi-serve process: these settings, metrics under tmp_path."""
+    env = _without_service_env()
+    env[f"{ENV_PREFIX}MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    env.update({ENV_PREFIX + key.upper(): value for key, value in settings.items()})
+    return env
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start ``mlapi-serve`` on a free port with the given settings; wait until healthy."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(**settings: str) -> RunningServer:
+        port = _free_port()
+        log = tmp_path / f"server-{port}.log"
+        env = serve_env(tmp_path, **{"host": "127.0.0.1", "port": str(port), **settings})
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [MLAPI_SERVE], env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+            )
+        started.append(process)
+        server = RunningServer(process, port, log)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"mlapi-serve exited with {process.returncode}:\n{server.output()}")
+            try:
+                if httpx.get(f"{server.url}/api/v1/health", timeout=5).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"mlapi-serve not healthy after {STARTUP_TIMEOUT_SECONDS} s")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def run_serve(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``mlapi-serve`` expecting it to stop by itself (a start that must fail)."""
+
+    def run(**settings: str) -> subprocess.CompletedProcess[str]:
+        env = serve_env(tmp_path, **{"host": "127.0.0.1", "port": str(_free_port()), **settings})
+        return subprocess.run(
+            [MLAPI_SERVE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT_SECONDS,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def packaged_model_copy(tmp_path: Path) -> Path:
+    """A copy of the packaged model file and its card, to break at will."""
+    from yield_model.persistence import default_model_path
+
+    source = default_model_path()
+    card = source.with_name(source.name.removesuffix(".joblib") + ".card.json")
+    target = tmp_path / "model"
+    target.mkdir()
+    shutil.copy(source, target / source.name)
+    shutil.copy(card, target / card.name)
+    return target / source.name

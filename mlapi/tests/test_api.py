@@ -1,0 +1,202 @@
+"""Every endpoint, given a loaded model (and one without)."""
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app import __version__
+from app.deps import get_model
+from app.main import create_app
+from app.schemas import PredictionResults
+from app.settings import Settings
+from yield_model.predict import load_model
+from yield_model.schemas import EXAMPLE_RECORD
+
+
+def test_health_names_the_api_and_model(client: TestClient) -> None:
+    # When
+    response = client.get("/api/v1/health")
+    # Then
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "api_version": __version__,
+        "model_name": "yield-model",
+        "model_version": "0.1.0",
+    }
+
+
+def test_health_is_503_until_the_model_is_loaded(unready_client: TestClient) -> None:
+    response = unready_client.get("/api/v1/health")
+    assert response.status_code == 503
+    assert response.json()["detail"]["code"] == "not_ready"
+
+
+def test_predict_is_503_until_the_model_is_loaded(
+    unready_client: TestClient, record: dict[str, Any]
+) -> None:
+    response = unready_client.post("/api/v1/predict", json={"inputs": [record]})
+    assert response.status_code == 503
+    assert response.json()["detail"]["code"] == "not_ready"
+
+
+def test_model_card_is_the_served_models(client: TestClient) -> None:
+    # Given the card of the packaged model
+    card = load_model().card.model_dump(mode="json")
+    # When
+    response = client.get("/api/v1/model")
+    # Then
+    assert response.status_code == 200
+    assert response.json() == card
+    assert response.json()["version"] == "0.1.0"
+    assert len(response.json()["data"]["sha256"]) == 64
+
+
+def test_predict_matches_the_model_package(client: TestClient, record: dict[str, Any]) -> None:
+    # Given two records, the second with a quirk the parser repairs and one it cannot read
+    quirky = {**record, "sample_id": None, "A5": "1900/1/9 7:00", "A20": "6:00-6x"}
+    expected = load_model().predict([record, quirky])
+    # When
+    response = client.post("/api/v1/predict", json={"inputs": [record, quirky]})
+    # Then the answer is the package's, record by record, in order
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == "0.1.0"
+    assert [p["predicted_yield"] for p in body["predictions"]] == expected.predictions
+    assert [p["warnings"] for p in body["predictions"]] == expected.warnings
+    assert [p["sample_id"] for p in body["predictions"]] == ["sample_1528", None]
+    assert any(w.startswith("A20: ") for w in body["predictions"][1]["warnings"])
+    ids = [uuid.UUID(p["prediction_id"]) for p in body["predictions"]]
+    assert len(set(ids)) == 2
+    assert {i.version for i in ids} == {4}
+    # And the body is exactly what the documented schema describes
+    assert PredictionResults.model_validate_json(response.content).model_dump(mode="json") == body
+
+
+def test_predict_accepts_the_chinese_sample_id_column(
+    client: TestClient, record: dict[str, Any]
+) -> None:
+    del record["sample_id"]
+    record["样本id"] = "sample_7"
+    response = client.post("/api/v1/predict", json={"inputs": [record]})
+    assert response.status_code == 200
+    assert response.json()["predictions"][0]["sample_id"] == "sample_7"
+
+
+def test_predict_accepts_exactly_the_record_limit(client: TestClient) -> None:
+    # Given 10,000 records, the default limit, all values absent
+    response = client.post("/api/v1/predict", json={"inputs": [{}] * 10_000})
+    # Then all are predicted
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == 10_000
+
+
+def test_request_id_is_echoed_or_made(client: TestClient) -> None:
+    given = client.get("/api/v1/health", headers={"X-Request-ID": "plant-42.batch:7"})
+    made = client.get("/api/v1/health")
+    unsafe = client.get("/api/v1/health", headers={"X-Request-ID": "a b\tc"})
+    assert given.headers["X-Request-ID"] == "plant-42.batch:7"
+    assert len(made.headers["X-Request-ID"]) == 32
+    assert unsafe.headers["X-Request-ID"] not in {"a b\tc", made.headers["X-Request-ID"]}
+
+
+def test_root_points_to_the_docs(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/docs"
+    assert client.get("/docs").status_code == 200
+
+
+def test_openapi_documents_the_predict_body_with_an_example(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    body = document["paths"]["/api/v1/predict"]["post"]["requestBody"]
+    schemas = document["components"]["schemas"]
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MultipleYieldInputs"
+    }
+    inputs = schemas["MultipleYieldInputs"]
+    assert inputs["properties"]["inputs"]["items"] == {"$ref": "#/components/schemas/Record"}
+    assert inputs["examples"] == [{"inputs": [EXAMPLE_RECORD]}]
+    assert schemas["Record"]["additionalProperties"] is False
+    assert set(document["paths"]) == {"/api/v1/health", "/api/v1/model", "/api/v1/predict"}
+
+
+def test_metrics_endpoint_serves_prometheus_text(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE mlapi_predictions_total counter" in response.text
+
+
+def test_a_bug_is_a_500_with_the_error_body_not_a_traceback(
+    record: dict[str, Any], clean_env: None
+) -> None:
+    # Given a model whose predict fails unexpectedly
+    class BrokenModel:
+        name, version = "yield-model", "0.1.0"
+
+        def predict(self, records: object) -> None:
+            raise RuntimeError("boom")
+
+    app = create_app(Settings())
+
+    async def broken_model() -> BrokenModel:
+        return BrokenModel()
+
+    app.dependency_overrides[get_model] = broken_model
+    # When
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/api/v1/predict", json={"inputs": [record]})
+    # Then
+    assert response.status_code == 500
+    assert response.json() == {
+        "detail": {
+            "code": "internal_error",
+            "message": "the service failed to answer; see its logs",
+            "errors": [],
+        }
+    }
+    assert "boom" not in response.text
+
+
+def test_a_worker_computes_at_most_predict_threads_requests_at_once(
+    record: dict[str, Any], clean_env: None
+) -> None:
+    # Given a model that counts the predictions running at once; two must meet at a barrier
+    running, most = 0, 0
+    lock = threading.Lock()
+    two_at_once = threading.Barrier(2, timeout=60)
+    model = load_model()
+
+    class CountingModel:
+        name, version = model.name, model.version
+
+        def predict(self, records: Any) -> Any:
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                two_at_once.wait()
+                return model.predict(records)
+            finally:
+                with lock:
+                    running -= 1
+
+    app = create_app(Settings(predict_threads=2))
+
+    async def counting_model() -> CountingModel:
+        return CountingModel()
+
+    app.dependency_overrides[get_model] = counting_model
+    # When six requests arrive together
+    with TestClient(app) as client, ThreadPoolExecutor(6) as pool:
+        answers = list(
+            pool.map(lambda _: client.post("/api/v1/predict", json={"inputs": [record]}), range(6))
+        )
+    # Then all are answered, two at a time
+    assert [a.status_code for a in answers] == [200] * 6
+    assert most == 2

@@ -1,0 +1,196 @@
+"""A table of malformed requests: each gets its 4xx and the one error body, never a 500."""
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from yield_model.schemas import EXAMPLE_RECORD
+
+JSON: Mapping[str, str] = {"content-type": "application/json"}
+RECORD = orjson.dumps(EXAMPLE_RECORD)
+
+
+class Bad(NamedTuple):
+    """A request, the status it must get, its error code and the (index, field) pairs named."""
+
+    body: bytes
+    status: int
+    code: str
+    where: Sequence[tuple[int | None, str | None]] = ()
+    headers: Mapping[str, str] = JSON
+    method: str = "POST"
+    path: str = "/api/v1/predict"
+
+
+def _inputs(*records: Any) -> bytes:
+    return orjson.dumps({"inputs": list(records)})
+
+
+def _typed(content_type: str) -> dict[str, str]:
+    return {"content-type": content_type}
+
+
+INVALID = "invalid_input"
+MALFORMED = "malformed_json"
+MEDIA = "unsupported_media_type"
+
+BAD_REQUESTS = {
+    "truncated json": Bad(b'{"inputs": [', 400, MALFORMED),
+    "empty body": Bad(b"", 400, MALFORMED),
+    "not utf-8": Bad(b'{"inputs": ["\xff"]}', 400, MALFORMED),
+    "Infinity literal": Bad(b'{"inputs": [{"A1": Infinity}]}', 400, MALFORMED),
+    "NaN and a lone surrogate": Bad(b'{"inputs": [{"A1": NaN, "A5": "\\ud800"}]}', 400, MALFORMED),
+    "NaN and a 400-digit integer": Bad(
+        b'{"inputs": [{"A1": NaN, "A3": 1%s}]}' % (b"0" * 400), 400, MALFORMED
+    ),
+    "NaN and nesting 5000 deep": Bad(b"[NaN, " + b"[" * 5000, 400, MALFORMED),
+    "number beyond double": Bad(b'{"inputs": [{"A1": 1e999}]}', 422, INVALID, [(0, "A1")]),
+    # The model computes in float32: larger magnitudes are refused, not silently dropped.
+    "1e300": Bad(_inputs({"A25": 1e300}), 422, INVALID, [(0, "A25")]),
+    "-1e300 as text": Bad(_inputs({}, {"A6": "-1e300"}), 422, INVALID, [(1, "A6")]),
+    "beyond float32": Bad(_inputs({"B14": 3.4028235677973366e38}), 422, INVALID, [(0, "B14")]),
+    "nesting 5000 deep": Bad(b"[" * 5000, 400, MALFORMED),
+    "text/plain": Bad(b'{"inputs": [{}]}', 415, MEDIA, headers=_typed("text/plain")),
+    "form encoded": Bad(b"a=1", 415, MEDIA, headers=_typed("application/x-www-form-urlencoded")),
+    "no content type": Bad(b'{"inputs": [{}]}', 415, MEDIA, headers={}),
+    "body is a list": Bad(b"[{}]", 422, INVALID, [(None, None)]),
+    "body is a string": Bad(b'"inputs"', 422, INVALID, [(None, None)]),
+    "no inputs": Bad(b"{}", 422, INVALID, [(None, "inputs")]),
+    "inputs is an object": Bad(b'{"inputs": {}}', 422, INVALID, [(None, "inputs")]),
+    "inputs is null": Bad(b'{"inputs": null}', 422, INVALID, [(None, "inputs")]),
+    "empty inputs": Bad(b'{"inputs": []}', 422, INVALID, [(None, "inputs")]),
+    "unknown top-level field": Bad(
+        b'{"inputs": [{}], "model": 1}', 422, INVALID, [(None, "model")]
+    ),
+    "record is a number": Bad(_inputs({}, 5), 422, INVALID, [(1, None)]),
+    "record is null": Bad(_inputs(None), 422, INVALID, [(0, None)]),
+    "unknown field in record 2": Bad(_inputs({}, {}, {"C1": 1}), 422, INVALID, [(2, "C1")]),
+    "text in a number": Bad(_inputs({"A1": "abc"}), 422, INVALID, [(0, "A1")]),
+    "boolean in a number": Bad(_inputs({"A6": True}), 422, INVALID, [(0, "A6")]),
+    "infinite number string": Bad(_inputs({"A6": "1e999"}), 422, INVALID, [(0, "A6")]),
+    "number in a time": Bad(_inputs({"A5": 1330}), 422, INVALID, [(0, "A5")]),
+    "list in a time": Bad(_inputs({"A20": ["18:30", "19:00"]}), 422, INVALID, [(0, "A20")]),
+    "object as sample id": Bad(_inputs({"sample_id": {}}), 422, INVALID, [(0, "sample_id")]),
+    "two bad records": Bad(
+        _inputs({"A1": "x"}, {}, {"B14": "y"}), 422, INVALID, [(0, "A1"), (2, "B14")]
+    ),
+    "10,001 records": Bad(_inputs(*[{}] * 10_001), 413, "too_many_records"),
+    "unknown path": Bad(b"", 404, "not_found", method="GET", path="/api/v2/predict"),
+    "GET on predict": Bad(b"", 405, "method_not_allowed", method="GET"),
+    "POST on health": Bad(b"{}", 405, "method_not_allowed", path="/api/v1/health"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_bad_request_gets_its_status_and_error_body(client: TestClient, bad: Bad) -> None:
+    # When
+    response = client.request(bad.method, bad.path, content=bad.body, headers=dict(bad.headers))
+    # Then
+    assert response.status_code == bad.status, response.text
+    detail = response.json()["detail"]
+    assert set(detail) == {"code", "message", "errors"}
+    assert detail["code"] == bad.code
+    assert detail["message"]
+    assert [(e["index"], e["field"]) for e in detail["errors"]] == list(bad.where)
+
+
+@pytest.fixture(scope="module")
+def small_limits_client() -> Iterator[TestClient]:
+    """A client of an app accepting 3 records and 4 KiB per request."""
+    with TestClient(create_app(Settings(max_records=3, max_body_bytes=4096))) as client:
+        yield client
+
+
+def test_body_over_the_byte_limit_is_413(small_limits_client: TestClient) -> None:
+    body = _inputs(*[{"A5": "x" * 2000}] * 3)
+    response = small_limits_client.post("/api/v1/predict", content=body, headers=JSON)
+    assert response.status_code == 413
+    assert response.json()["detail"]["code"] == "body_too_large"
+
+
+def test_streamed_body_over_the_byte_limit_is_413(small_limits_client: TestClient) -> None:
+    # Given a body without Content-Length, sent in chunks
+    def chunks() -> Iterator[bytes]:
+        yield b'{"inputs": [{"A5": "'
+        yield b"x" * 5000
+        yield b'"}]}'
+
+    response = small_limits_client.post("/api/v1/predict", content=chunks(), headers=JSON)
+    assert response.status_code == 413
+    assert response.json()["detail"]["code"] == "body_too_large"
+
+
+def test_record_limit_follows_the_setting(small_limits_client: TestClient) -> None:
+    three = small_limits_client.post("/api/v1/predict", content=_inputs({}, {}, {}), headers=JSON)
+    four = small_limits_client.post(
+        "/api/v1/predict", content=_inputs({}, {}, {}, {}), headers=JSON
+    )
+    assert three.status_code == 200
+    assert four.status_code == 413
+    assert four.json()["detail"]["message"] == (
+        "4 records sent; at most 3 are accepted per request"
+    )
+
+
+def test_thousands_of_bad_values_list_the_first_hundred(client: TestClient) -> None:
+    response = client.post("/api/v1/predict", content=_inputs(*[{"A1": "x"}] * 150), headers=JSON)
+    detail = response.json()["detail"]
+    assert response.status_code == 422
+    assert detail["message"] == "150 invalid input value(s); the first 100 are listed"
+    assert [e["index"] for e in detail["errors"]] == list(range(100))
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "application/vnd.plant+json", "APPLICATION/JSON"],
+)
+def test_json_media_types_are_accepted(client: TestClient, content_type: str) -> None:
+    response = client.post(
+        "/api/v1/predict", content=_inputs(EXAMPLE_RECORD), headers={"content-type": content_type}
+    )
+    assert response.status_code == 200
+
+
+ODD_VALUES = {
+    "100k chars": ("A20", "x" * 100_000),
+    "full-width digits": ("A20", "６:００"),
+    "24:00": ("A20", "24:00-1:00"),
+    "NUL": ("A20", "\x00"),
+    "number text in a time": ("A20", "-1e308"),
+    "Excel date in a number": ("A25", "1900/3/10 0:00"),
+    "10^30": ("A25", 10**30),
+    "-0.0": ("A25", -0.0),
+}
+
+
+@pytest.mark.parametrize(("key", "value"), ODD_VALUES.values(), ids=ODD_VALUES.keys())
+def test_odd_but_well_typed_values_are_predicted(
+    client: TestClient, key: str, value: object
+) -> None:
+    # A value of the right type is predicted; one the parser cannot read counts as missing
+    response = client.post("/api/v1/predict", json={"inputs": [{**EXAMPLE_RECORD, key: value}]})
+    assert response.status_code == 200, response.text
+    assert isinstance(response.json()["predictions"][0]["predicted_yield"], float)
+
+
+def test_nan_as_python_writes_it_is_read_as_missing(
+    client: TestClient, record: dict[str, Any]
+) -> None:
+    # Given a record with blanks written NaN (json.dumps of a pandas row) and the same with null
+    with_nan = json.dumps({"inputs": [{**record, "A1": float("nan"), "A5": float("nan")}]})
+    with_null = json.dumps({"inputs": [{**record, "A1": None, "A5": None}]})
+    # When
+    nan_answer = client.post("/api/v1/predict", content=with_nan, headers=JSON)
+    null_answer = client.post("/api/v1/predict", content=with_null, headers=JSON)
+    # Then both are predicted alike
+    assert nan_answer.status_code == 200, nan_answer.text
+    assert (
+        nan_answer.json()["predictions"][0]["predicted_yield"]
+        == null_answer.json()["predictions"][0]["predicted_yield"]
+    )

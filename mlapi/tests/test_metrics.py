@@ -1,0 +1,135 @@
+"""Metrics: exact increments per request, the right names and labels, nothing double counted."""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import Scrape
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Histogram
+
+from app import metrics
+from yield_model.columns import FEATURE_COLUMNS
+
+V = {"model_version": "0.1.0"}
+PREDICT_2XX = {"handler": "/api/v1/predict", "method": "POST", "status": "2xx"}
+PREDICT_4XX = {**PREDICT_2XX, "status": "4xx"}
+
+
+def test_a_prediction_request_moves_each_model_metric_by_its_exact_amount(
+    client: TestClient, scrape: Callable[[], Scrape], record: dict[str, Any]
+) -> None:
+    # Given three records: each lacks A2, A7, A8 and B11; the third has an unreadable A20
+    records = [record, record, {**record, "A20": "6:00-6x"}]
+    before = scrape()
+    # When
+    response = client.post("/api/v1/predict", json={"inputs": records})
+    after = scrape()
+    # Then
+    yields = [p["predicted_yield"] for p in response.json()["predictions"]]
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert delta("mlapi_predictions_total", **V) == 3
+    assert delta("mlapi_prediction_records_count", **V) == 1
+    assert delta("mlapi_prediction_records_sum", **V) == 3
+    assert delta("mlapi_prediction_records_bucket", **V, le="2.0") == 0
+    assert delta("mlapi_prediction_records_bucket", **V, le="5.0") == 1
+    assert delta("mlapi_model_inference_seconds_count", **V) == 1
+    assert delta("mlapi_predicted_yield_ratio_count", **V) == 3
+    assert delta("mlapi_predicted_yield_ratio_sum", **V) == pytest.approx(sum(yields), abs=1e-9)
+    for bound in metrics.YIELD_BUCKETS:
+        expected = sum(y <= bound for y in yields)
+        assert delta("mlapi_predicted_yield_ratio_bucket", **V, le=str(bound)) == expected
+    for feature in FEATURE_COLUMNS:
+        absent = 3 if feature in {"A2", "A7", "A8", "B11"} else 0
+        unparseable = 1 if feature == "A20" else 0
+        assert delta("mlapi_inputs_missing_total", **V, feature=feature, reason="absent") == absent
+        assert (
+            delta("mlapi_inputs_missing_total", **V, feature=feature, reason="unparseable")
+            == unparseable
+        )
+    assert delta("http_requests_total", **PREDICT_2XX) == 1
+    assert (
+        delta("http_request_duration_seconds_count", handler="/api/v1/predict", method="POST") == 1
+    )
+    assert delta("http_request_size_bytes_count", handler="/api/v1/predict") == 1
+
+
+def test_a_rejected_request_counts_as_4xx_and_predicts_nothing(
+    client: TestClient, scrape: Callable[[], Scrape]
+) -> None:
+    before = scrape()
+    client.post("/api/v1/predict", json={"inputs": [{"A1": "abc"}]})
+    after = scrape()
+    assert (
+        after.value("http_requests_total", **PREDICT_4XX)
+        - before.value("http_requests_total", **PREDICT_4XX)
+        == 1
+    )
+    assert after.value("mlapi_predictions_total", **V) == before.value(
+        "mlapi_predictions_total", **V
+    )
+
+
+def test_health_and_metrics_stay_out_of_request_metrics(
+    client: TestClient, scrape: Callable[[], Scrape]
+) -> None:
+    for _ in range(3):
+        client.get("/api/v1/health")
+        client.get("/metrics")
+    handlers = {labels["handler"] for labels in scrape().series("http_requests_total")}
+    assert "/api/v1/health" not in handlers
+    assert "/metrics" not in handlers
+
+
+def test_unknown_paths_are_grouped_not_one_series_each(
+    client: TestClient, scrape: Callable[[], Scrape]
+) -> None:
+    for path in ("/a", "/b", "/c/d"):
+        client.get(path)
+    handlers = {labels["handler"] for labels in scrape().series("http_requests_total")}
+    assert "none" in handlers
+    assert not {"/a", "/b", "/c/d"} & handlers
+
+
+def test_model_info_is_one_series_at_one(scrape: Callable[[], Scrape]) -> None:
+    current = scrape()
+    assert current.series("mlapi_model_info") == [
+        {"model_name": "yield-model", "model_version": "0.1.0", "api_version": "0.1.0"}
+    ]
+    assert current.value("mlapi_model_info", **current.series("mlapi_model_info")[0]) == 1
+
+
+def test_every_missing_input_series_exists_from_the_start(scrape: Callable[[], Scrape]) -> None:
+    series = scrape().series("mlapi_inputs_missing_total")
+    assert len(series) == len(FEATURE_COLUMNS) * 2
+    assert {s["reason"] for s in series} == {"absent", "unparseable"}
+
+
+def test_yield_buckets_run_every_0_025_from_0_6_to_1_05() -> None:
+    assert metrics.YIELD_BUCKETS[0] == 0.6
+    assert metrics.YIELD_BUCKETS[-1] == 1.05
+    assert np.allclose(np.diff(metrics.YIELD_BUCKETS), 0.025)
+
+
+def test_observe_many_equals_observing_one_by_one() -> None:
+    # Given values on, between, below and above the bucket bounds
+    values = [0.1, 0.6, 0.61, 0.625, 0.9, 0.925, 0.93, 1.05, 1.2, 7.0, 0.875, 0.875]
+    registry = CollectorRegistry()
+    one = Histogram("one", "", buckets=metrics.YIELD_BUCKETS, registry=registry)
+    many = Histogram("many", "", buckets=metrics.YIELD_BUCKETS, registry=registry)
+    # When
+    for value in values:
+        one.observe(value)
+    metrics.observe_many(many, np.asarray(values))
+    # Then
+    for bound in (*metrics.YIELD_BUCKETS, float("inf")):
+        le = {"le": str(bound) if bound != float("inf") else "+Inf"}
+        assert registry.get_sample_value("many_bucket", le) == registry.get_sample_value(
+            "one_bucket", le
+        )
+    assert registry.get_sample_value("many_count") == len(values)
+    assert registry.get_sample_value("many_sum") == pytest.approx(sum(values), abs=1e-12)
