@@ -1,0 +1,80 @@
+"""The AWS clients of one region, and the look-ups several commands share."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from deploy.errors import NotBootstrappedError
+from deploy.settings import Settings
+
+
+@dataclass(frozen=True)
+class Aws:
+    """boto3 clients (untyped: boto3's stubs are per-service extras) and the region's partition."""
+
+    ecr: Any
+    ecs: Any
+    logs: Any
+    iam: Any
+    autoscaling: Any
+    partition: str
+
+
+def connect(settings: Settings) -> Aws:
+    """Clients for the settings' region, at their endpoint if one is set."""
+    session = boto3.session.Session(region_name=settings.region)
+    extra = {"endpoint_url": settings.endpoint_url} if settings.endpoint_url else {}
+    return Aws(
+        ecr=session.client("ecr", **extra),
+        ecs=session.client("ecs", **extra),
+        logs=session.client("logs", **extra),
+        iam=session.client("iam", **extra),
+        autoscaling=session.client("application-autoscaling", **extra),
+        partition=session.get_partition_for_region(settings.region),
+    )
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a failed call."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def repository_uri(aws: Aws, settings: Settings) -> str:
+    """The ECR repository's URI (registry host/name), which images are named by."""
+    try:
+        found = aws.ecr.describe_repositories(repositoryNames=[settings.repository])
+    except ClientError as error:
+        if error_code(error) == "RepositoryNotFoundException":
+            raise NotBootstrappedError(
+                f"ECR repository {settings.repository!r} does not exist: run bootstrap"
+            ) from None
+        raise
+    return str(found["repositories"][0]["repositoryUri"])
+
+
+def image_exists(aws: Aws, settings: Settings, tag: str) -> bool:
+    """Whether the repository holds an image with this tag."""
+    try:
+        aws.ecr.describe_images(repositoryName=settings.repository, imageIds=[{"imageTag": tag}])
+    except ClientError as error:
+        if error_code(error) == "ImageNotFoundException":
+            return False
+        raise
+    return True
+
+
+def active_service(aws: Aws, settings: Settings) -> dict[str, Any] | None:
+    """The ECS service as described, or None when it does not exist or was deleted."""
+    try:
+        found = aws.ecs.describe_services(cluster=settings.cluster, services=[settings.service])
+    except ClientError as error:
+        if error_code(error) == "ClusterNotFoundException":
+            return None
+        raise
+    for service in found.get("services", []):
+        if service.get("status") == "ACTIVE":
+            described: dict[str, Any] = service
+            return described
+    return None

@@ -1,0 +1,195 @@
+"""The release tool's settings: one class, read from ``DEPLOY_*`` variables or CLI flags."""
+
+from functools import lru_cache
+from typing import Annotated, Any, Self
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "DEPLOY_"
+
+# Fargate's valid task sizes: CPU units -> memory MiB (first, last, step).
+FARGATE_MEMORY = {
+    256: (512, 2048, 512),
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+    8192: (16384, 61440, 4096),
+    16384: (32768, 122880, 8192),
+}
+# The only values CloudWatch Logs accepts for a retention period.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
+
+ECS_NAME = r"^[A-Za-z0-9_-]{1,255}$"
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+
+Ids = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Where and how the API runs on AWS; every AWS name comes from here."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region.")
+    endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="AWS endpoint instead of AWS (a moto server); AWS_ENDPOINT_URL works too.",
+    )
+    cluster: str = Field(pattern=ECS_NAME, description="ECS cluster.")
+    service: str = Field(pattern=ECS_NAME, description="ECS service.")
+    repository: str = Field(
+        pattern=r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$",
+        min_length=2,
+        max_length=256,
+        description="ECR repository of the API image.",
+    )
+    task_family: str = Field(
+        default_factory=lambda data: data["service"],
+        pattern=ECS_NAME,
+        description="Task definition family (default: the service's name).",
+    )
+    container: str = Field(
+        default="mlapi", pattern=ECS_NAME, description="Name of the API's container in the task."
+    )
+    log_group: str = Field(
+        default_factory=lambda data: f"/ecs/{data['service']}",
+        pattern=r"^[.\-_/#A-Za-z0-9]{1,512}$",
+        description="CloudWatch log group (default: /ecs/SERVICE).",
+    )
+    log_retention_days: int = Field(default=30, description="Days CloudWatch keeps the logs.")
+    execution_role: str = Field(
+        default_factory=lambda data: f"{data['service']}-task-execution",
+        pattern=r"^[A-Za-z0-9_+=,.@-]{1,64}$",
+        description="IAM role ECS pulls images and writes logs with (SERVICE-task-execution).",
+    )
+    cpu: int = Field(default=512, description="Task CPU units (1024 = 1 vCPU).")
+    memory: int = Field(default=1024, description="Task memory, MiB.")
+    desired_count: int = Field(default=2, ge=0, description="Tasks the service starts with.")
+    min_count: int = Field(default=2, ge=0, description="Fewest tasks autoscaling keeps.")
+    max_count: int = Field(default=6, ge=1, description="Most tasks autoscaling starts.")
+    target_cpu: float = Field(
+        default=60.0, gt=0, le=100, description="Average CPU % autoscaling holds the service at."
+    )
+    scaling_policy: str = Field(
+        default_factory=lambda data: f"{data['service']}-cpu-target",
+        pattern=r"^[A-Za-z0-9_:/.-]{1,256}$",
+        description="Name of the target-tracking policy (default: SERVICE-cpu-target).",
+    )
+    subnets: Ids = Field(default=(), description="Subnets of the tasks, comma-separated.")
+    security_groups: Ids = Field(
+        default=(), description="Security groups of the tasks, comma-separated."
+    )
+    assign_public_ip: bool = Field(
+        default=False, description="Give tasks a public IP (public subnets without a NAT)."
+    )
+    target_group_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:",
+        description="Load balancer target group to register the tasks in.",
+    )
+    image_tag: str | None = Field(
+        default=None, pattern=IMAGE_TAG, description="Image tag to run (the release's version)."
+    )
+    stability_timeout: float = Field(
+        default=900, gt=0, description="Seconds a deployment gets to become stable."
+    )
+    poll_interval: float = Field(
+        default=15, gt=0, description="Seconds between two looks at the deployment."
+    )
+    registry: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]+(:\d+)?$",
+        description="Push to this registry host instead of ECR's own (a mirror, a test registry).",
+    )
+
+    @field_validator("subnets", "security_groups", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("subnets")
+    @classmethod
+    def _subnet_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _ids(value, "subnet-")
+
+    @field_validator("security_groups")
+    @classmethod
+    def _group_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _ids(value, "sg-")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.cpu not in FARGATE_MEMORY:
+            raise ValueError(f"cpu must be one of {', '.join(map(str, FARGATE_MEMORY))}")
+        first, last, step = FARGATE_MEMORY[self.cpu]
+        if not (first <= self.memory <= last and (self.memory - first) % step == 0):
+            raise ValueError(
+                f"Fargate runs {self.cpu} CPU units with {first}-{last} MiB in steps of {step},"
+                f" not {self.memory}"
+            )
+        if not self.min_count <= self.desired_count <= self.max_count:
+            raise ValueError(
+                f"need min_count <= desired_count <= max_count,"
+                f" got {self.min_count}, {self.desired_count}, {self.max_count}"
+            )
+        return self
+
+    @property
+    def workers(self) -> int:
+        """API worker processes for the task: one per vCPU, at least one."""
+        return max(1, self.cpu // 1024)
+
+    @property
+    def autoscaling_resource(self) -> str:
+        """The service's id in Application Auto Scaling."""
+        return f"service/{self.cluster}/{self.service}"
+
+
+def _ids(value: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    bad = [item for item in value if not item.startswith(prefix)]
+    if bad:
+        raise ValueError(f"expected ids starting with {prefix!r}, got {', '.join(bad)}")
+    return value
+
+
+@lru_cache(maxsize=8)
+def get_settings(**overrides: Any) -> Settings:
+    """The settings: environment variables, overridden by the CLI flags given."""
+    return Settings(**overrides)
+
+
+def flag(name: str) -> str:
+    """The CLI flag of a setting."""
+    return "--" + name.replace("_", "-")
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line per bad setting, named by its environment variable and flag."""
+    lines = []
+    for problem in error.errors():
+        if problem["type"] == "default_factory_not_called":
+            continue  # a derived name, reported through the setting it derives from
+        loc = [str(part) for part in problem["loc"]]
+        message = problem["msg"].removeprefix("Value error, ")
+        if not loc:
+            lines.append(message)
+            continue
+        name = loc[0]
+        given = problem.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        lines.append(f"{ENV_PREFIX}{name.upper()} ({flag(name)}): {message}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""Release tags: a tag `vX.Y.Z` releases the version every VERSION file of the project names."""
+
+import re
+from pathlib import Path
+
+from deploy.errors import VersionMismatchError
+
+# The same pattern selects the tags CircleCI runs the release workflow on (.circleci/config.yml).
+TAG_PATTERN = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
+
+# The files that name a version, relative to the repository's root: the model wheel and the API.
+VERSION_FILES = ("model_package/yield_model/VERSION", "mlapi/app/VERSION")
+
+
+def project_versions(root: Path) -> dict[str, str]:
+    """The version each VERSION file names, by its path."""
+    versions = {}
+    for name in VERSION_FILES:
+        path = root / name
+        try:
+            versions[name] = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise VersionMismatchError(
+                f"{path} does not exist: is {root} the repository?"
+            ) from None
+    return versions
+
+
+def check_version(tag: str, root: Path) -> str:
+    """The version a release tag names, if every VERSION file names it too."""
+    if not re.fullmatch(TAG_PATTERN, tag):
+        raise VersionMismatchError(f"{tag!r} is not a release tag: expected vX.Y.Z, e.g. v1.2.3")
+    version = tag.removeprefix("v")
+    wrong = {name: found for name, found in project_versions(root).items() if found != version}
+    if wrong:
+        found = ", ".join(f"{name} says {value!r}" for name, value in wrong.items())
+        raise VersionMismatchError(
+            f"tag {tag} does not match the project: {found}. Set every VERSION file to "
+            f"{version} in a commit and tag that commit, or tag the version the files name."
+        )
+    return version

@@ -1,0 +1,241 @@
+""".circleci/config.yml: valid by CircleCI's schema, and releasing only on vX.Y.Z tags.
+
+CircleCI's documented rules tested here: a workflow job runs on a tag only if its filters
+name tags (jobs without tag filters never run on tags), and a job that requires others runs
+on a tag only if each of those has tag filters too. A filter's regex must match the whole
+tag or branch name.
+"""
+
+import configparser
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.versions import TAG_PATTERN
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / ".circleci" / "config.yml"
+TESTS = ["model", "app", "lint", "type", "config", "deploy", "stack"]
+RELEASE = ["check-version", "publish-wheel", "push-image", "deploy-ecs"]
+CONTEXT = "yield-release"
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    """The parsed CircleCI configuration."""
+    parsed: dict[str, Any] = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    return parsed
+
+
+def workflow_jobs(config: dict[str, Any], workflow: str) -> dict[str, dict[str, Any]]:
+    """A workflow's jobs, each with its options ({} for a bare name)."""
+    jobs: dict[str, dict[str, Any]] = {}
+    for entry in config["workflows"][workflow]["jobs"]:
+        if isinstance(entry, str):
+            jobs[entry] = {}
+        else:
+            ((name, options),) = entry.items()
+            jobs[name] = options or {}
+    return jobs
+
+
+def circleci_regex(pattern: str) -> re.Pattern[str]:
+    """A CircleCI filter value: /regex/ matching the whole name, or a literal name."""
+    if pattern.startswith("/") and pattern.endswith("/"):
+        return re.compile(pattern[1:-1])
+    return re.compile(re.escape(pattern))
+
+
+def runs_on_tag(options: dict[str, Any], tag: str) -> bool:
+    """Whether CircleCI runs a workflow job for a pushed tag (its own filters only)."""
+    tags = options.get("filters", {}).get("tags")
+    if tags is None:
+        return False  # no tag filter: never on tags
+    only = tags.get("only")
+    ignore = tags.get("ignore")
+    patterns = (only if isinstance(only, list) else [only]) if only is not None else None
+    if patterns is not None and not any(circleci_regex(p).fullmatch(tag) for p in patterns):
+        return False
+    ignored = ignore if isinstance(ignore, list) else [ignore] if ignore else []
+    return not any(circleci_regex(p).fullmatch(tag) for p in ignored)
+
+
+def runs_on_branch(options: dict[str, Any], branch: str) -> bool:
+    """Whether CircleCI runs a workflow job for a push to a branch."""
+    branches = options.get("filters", {}).get("branches", {})
+    only, ignore = branches.get("only"), branches.get("ignore")
+    if only is not None:
+        patterns = only if isinstance(only, list) else [only]
+        if not any(circleci_regex(p).fullmatch(branch) for p in patterns):
+            return False
+    ignored = ignore if isinstance(ignore, list) else [ignore] if ignore else []
+    return not any(circleci_regex(p).fullmatch(branch) for p in ignored)
+
+
+def runs_on_tag_with_requirements(jobs: dict[str, dict[str, Any]], name: str, tag: str) -> bool:
+    """Whether a job runs for a tag: its filters and those of everything it requires."""
+    options = jobs[name]
+    return runs_on_tag(options, tag) and all(
+        runs_on_tag_with_requirements(jobs, required, tag)
+        for required in options.get("requires", [])
+    )
+
+
+def test_config_is_valid_by_circleci_schema() -> None:
+    """Given the config, when check-jsonschema reads it with CircleCI's schema, then it passes."""
+    checked = _check_jsonschema(CONFIG)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_schema_check_catches_a_broken_config(tmp_path: Path) -> None:
+    """Given a tag filter that is a number, when checked, then the schema refuses it."""
+    original = CONFIG.read_text(encoding="utf-8")
+    broken = tmp_path / "config.yml"
+    broken.write_text(original.replace(f"only: /{TAG_PATTERN}/", "only: 7", 1), encoding="utf-8")
+    assert broken.read_text(encoding="utf-8") != original
+
+    checked = _check_jsonschema(broken)
+
+    assert checked.returncode == 1
+    assert "$.workflows.release.jobs[0]" in checked.stdout
+
+
+def _check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("check-jsonschema") or str(
+        Path(sys.executable).with_name("check-jsonschema")
+    )
+    return subprocess.run(
+        [executable, "--builtin-schema", "vendor.circle-ci", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_every_job_a_workflow_names_exists(config: dict[str, Any]) -> None:
+    """Given each workflow, then every job it runs or requires is defined under jobs."""
+    defined = set(config["jobs"])
+    for workflow in config["workflows"]:
+        jobs = workflow_jobs(config, workflow)
+        assert set(jobs) <= defined, workflow
+        for options in jobs.values():
+            assert set(options.get("requires", [])) <= set(jobs), workflow
+
+
+def test_workflows_run_the_tests_and_the_release(config: dict[str, Any]) -> None:
+    """Given the workflows, then pushes run the tests, tags run tests and release steps."""
+    assert list(workflow_jobs(config, "test")) == TESTS
+    assert list(workflow_jobs(config, "release")) == TESTS + RELEASE
+
+
+def test_every_release_job_has_exactly_the_tag_filter_and_ignores_branches(
+    config: dict[str, Any],
+) -> None:
+    """Given the release workflow, then each job: tags only vX.Y.Z, every branch ignored."""
+    for name, options in workflow_jobs(config, "release").items():
+        assert options["filters"] == {
+            "tags": {"only": f"/{TAG_PATTERN}/"},
+            "branches": {"ignore": "/.*/"},
+        }, name
+
+
+def test_the_test_workflow_runs_on_branches_only(config: dict[str, Any]) -> None:
+    """Given the test workflow, then its jobs have no filters: every branch, never a tag."""
+    for name, options in workflow_jobs(config, "test").items():
+        assert "filters" not in options, name
+        assert runs_on_branch(options, "main")
+        assert not runs_on_tag(options, "v1.2.3")
+
+
+TAGS = [
+    ("v1.2.3", True),
+    ("v0.1.0", True),
+    ("v10.20.300", True),
+    ("1.2.3", False),
+    ("v1.2", False),
+    ("v1.2.3.4", False),
+    ("v1.2.3-rc1", False),
+    ("v1.2.3rc1", False),
+    ("release-v1.2.3", False),
+    ("v1.2.3 ", False),
+    ("V1.2.3", False),
+    ("va.b.c", False),
+    ("v1..3", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("tag", "releases"), TAGS)
+def test_release_runs_for_exactly_the_vxyz_tags(
+    config: dict[str, Any], tag: str, releases: bool
+) -> None:
+    """Given a pushed tag, then every release job runs (with its requirements) iff it is vX.Y.Z."""
+    jobs = workflow_jobs(config, "release")
+    for name in jobs:
+        assert runs_on_tag_with_requirements(jobs, name, tag) is releases, (name, tag)
+
+
+@pytest.mark.parametrize("branch", ["main", "v1.2.3", "release/v1.2.3", "feature"])
+def test_release_never_runs_for_a_branch(config: dict[str, Any], branch: str) -> None:
+    """Given a push to a branch, even one named like a tag, then no release job runs."""
+    for name, options in workflow_jobs(config, "release").items():
+        assert not runs_on_branch(options, branch), (name, branch)
+
+
+def test_release_steps_run_in_order_after_every_test(config: dict[str, Any]) -> None:
+    """Given the release workflow, then publish, push, deploy each wait for all before them."""
+    jobs = workflow_jobs(config, "release")
+
+    def before(name: str) -> set[str]:
+        required = set(jobs[name].get("requires", []))
+        return required | {earlier for job in required for earlier in before(job)}
+
+    assert before("publish-wheel") == {*TESTS, "check-version"}
+    assert before("push-image") == {*TESTS, "check-version", "publish-wheel"}
+    assert before("deploy-ecs") == {*TESTS, "check-version", "publish-wheel", "push-image"}
+
+
+def test_only_the_steps_that_need_secrets_get_the_context(config: dict[str, Any]) -> None:
+    """Given the workflows, then the release context reaches publish, push and deploy only."""
+    for workflow in config["workflows"]:
+        for name, options in workflow_jobs(config, workflow).items():
+            wanted = [CONTEXT] if name in {"publish-wheel", "push-image", "deploy-ecs"} else None
+            context = options.get("context")
+            assert ([context] if isinstance(context, str) else context) == wanted, name
+
+
+def test_check_version_gets_the_tag(config: dict[str, Any]) -> None:
+    """Given the check-version job, then it runs the deploy tool's check on $CIRCLE_TAG."""
+    commands = [
+        step["run"]["command"] for step in config["jobs"]["check-version"]["steps"] if "run" in step
+    ]
+    assert commands == ['python -m deploy check-version "$CIRCLE_TAG"']
+
+
+def test_tox_envs_run_by_circleci_exist_in_tox_ini(config: dict[str, Any]) -> None:
+    """Given the test jobs, then each runs `tox -e <its name>`, an env tox.ini defines."""
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini", encoding="utf-8")
+    for name in TESTS:
+        (tox_step,) = [step for step in config["jobs"][name]["steps"] if "tox" in step]
+        assert tox_step["tox"]["env"] == name
+        assert tox.has_section(f"testenv:{name}"), f"tox.ini has no [testenv:{name}]"
+
+
+def test_cache_keys_checksum_files_that_exist(config: dict[str, Any]) -> None:
+    """Given the pip cache keys, then every file they checksum exists (else the key is constant)."""
+    text = CONFIG.read_text(encoding="utf-8")
+    named = set(re.findall(r'checksum "([^"]+)"', text))
+    assert named == {
+        "model_package/pyproject.toml",
+        "mlapi/pyproject.toml",
+        "deploy/pyproject.toml",
+        "tox.ini",
+    }
+    assert all((ROOT / path).is_file() for path in named)

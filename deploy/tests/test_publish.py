@@ -1,0 +1,238 @@
+"""publish against a real pypiserver with twine, and pip installing from it."""
+
+import base64
+import hashlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import venv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from deploy.errors import PublishError, SettingsError
+from deploy.publish import publish
+
+ROOT = Path(__file__).resolve().parents[2]
+VERSION = (ROOT / "model_package" / "yield_model" / "VERSION").read_text().strip()
+USER, PASSWORD = "release", "index-secret-7"
+
+
+@pytest.fixture(scope="module")
+def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model package's wheel built from the repository (without a trained model: small)."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "model_package"
+    shutil.copytree(
+        ROOT / "model_package",
+        source,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "tests", "__pycache__", "*.joblib"),
+    )
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            work / "dist",
+            source,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (work / "dist").glob("*.whl")
+    assert wheel.name == f"yield_model-{VERSION}-py3-none-any.whl"
+    return wheel
+
+
+@dataclass(frozen=True)
+class Index:
+    """A running pypiserver: where to upload, where pip reads, where the files land."""
+
+    upload_url: str
+    simple_url: str
+    packages: Path
+
+    @property
+    def simple_url_with_password(self) -> str:
+        """The simple API with the credentials in it, as pip takes them."""
+        return self.simple_url.replace("http://", f"http://{USER}:{PASSWORD}@")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[Index]:
+    """A private index: pypiserver on loopback, every action behind a password, no fallback."""
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    # {SHA} is one of the htpasswd schemes pypiserver checks (through passlib).
+    digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
+    (tmp_path / "htpasswd").write_text(f"{USER}:{{SHA}}{digest}\n")
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "pypiserver", "run",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--authenticate", "update,download,list",
+            "--passwords", str(tmp_path / "htpasswd"),
+            "--disable-fallback",
+            str(packages),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(f"{base}/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("pypiserver did not start")
+        yield Index(base + "/", base + "/simple/", packages)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """twine's credentials, as the CircleCI context gives them."""
+    monkeypatch.setenv("TWINE_USERNAME", USER)
+    monkeypatch.setenv("TWINE_PASSWORD", PASSWORD)
+
+
+@pytest.mark.usefixtures("credentials")
+def test_publish_uploads_and_publishing_again_is_skipped(model_wheel: Path, index: Index) -> None:
+    """Given an empty index, when publishing twice, then one upload and one skip, no error."""
+    first = publish([model_wheel], index.upload_url, index.simple_url)
+    stored = index.packages / model_wheel.name
+    assert stored.read_bytes() == model_wheel.read_bytes()
+    assert first == [f"uploaded {model_wheel.name}"]
+    uploaded_at = stored.stat().st_mtime_ns
+
+    second = publish([model_wheel], index.upload_url, index.simple_url)
+
+    assert second == [f"skipped {model_wheel.name}: already on the index"]
+    assert [path.name for path in index.packages.iterdir()] == [model_wheel.name]
+    assert stored.stat().st_mtime_ns == uploaded_at
+
+
+@pytest.mark.usefixtures("credentials")
+def test_another_file_under_a_published_name_is_refused(
+    model_wheel: Path, index: Index, tmp_path: Path
+) -> None:
+    """Given the wheel published, when a different file of the same name comes, then an error."""
+    publish([model_wheel], index.upload_url, index.simple_url)
+    other = tmp_path / model_wheel.name
+    other.write_bytes(model_wheel.read_bytes() + b"\0")
+
+    with pytest.raises(PublishError, match=r"the index has another .* release a new version"):
+        publish([other], index.upload_url, index.simple_url)
+
+    assert (index.packages / model_wheel.name).read_bytes() == model_wheel.read_bytes()
+
+
+def test_the_index_url_may_come_from_twine_variable(
+    model_wheel: Path, index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given URLs and credentials in the environment (a CircleCI context), then they are used."""
+    monkeypatch.setenv("TWINE_REPOSITORY_URL", index.upload_url)
+    monkeypatch.setenv("DEPLOY_INDEX_URL", index.simple_url)
+    monkeypatch.setenv("TWINE_USERNAME", USER)
+    monkeypatch.setenv("TWINE_PASSWORD", PASSWORD)
+
+    publish([model_wheel])
+
+    assert [path.name for path in index.packages.iterdir()] == [model_wheel.name]
+
+
+@pytest.mark.usefixtures("credentials")
+def test_published_version_installs_with_pip(
+    model_wheel: Path, index: Index, tmp_path: Path
+) -> None:
+    """Given the wheel on the index, when pip installs yield-model==VERSION, then it is that one."""
+    publish([model_wheel], index.upload_url, index.simple_url)
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=True)
+    python = env / "bin" / "python"
+
+    # --no-deps: this index serves the project only; numpy and co. come from the real one.
+    installed = subprocess.run(
+        [
+            python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
+            "--no-cache-dir", "--index-url", index.simple_url_with_password,
+            f"yield-model=={VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    shown = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('yield-model'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == VERSION
+
+
+def test_a_wrong_password_fails_without_showing_it(
+    model_wheel: Path, index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a wrong password in the URLs, when publishing, then PublishError that hides it."""
+    monkeypatch.setenv("TWINE_USERNAME", USER)
+    monkeypatch.setenv("TWINE_PASSWORD", "not-the-password")
+    wrong = f"http://{USER}:not-the-password@"
+
+    with pytest.raises(PublishError, match="answered 403 Forbidden for yield-model") as failed:
+        publish(
+            [model_wheel],
+            index.upload_url.replace("http://", wrong),
+            index.simple_url.replace("http://", wrong),
+        )
+
+    assert "not-the-password" not in str(failed.value)
+    assert list(index.packages.iterdir()) == []
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_failed_upload_is_an_error(model_wheel: Path, index: Index) -> None:
+    """Given an upload URL nothing answers, when publishing, then PublishError, twine's words."""
+    nowhere = f"http://127.0.0.1:{_free_port()}/"
+
+    with pytest.raises(
+        PublishError, match=f"(?s)twine upload to {nowhere} failed:\n.*Connection refused"
+    ):
+        publish([model_wheel], nowhere, index.simple_url)
+
+
+def test_no_index_is_refused_rather_than_falling_back_to_pypi(model_wheel: Path) -> None:
+    """Given no index URL anywhere, when publishing, then SettingsError naming the variable."""
+    with pytest.raises(SettingsError, match=r"TWINE_REPOSITORY_URL .* DEPLOY_INDEX_URL"):
+        publish([model_wheel])
+
+
+def test_a_missing_file_is_reported(tmp_path: Path) -> None:
+    """Given a path that is not a file, when publishing, then PublishError naming it."""
+    missing = tmp_path / "yield_model-9.9.9-py3-none-any.whl"
+    with pytest.raises(PublishError, match=r"no such distribution: .*9\.9\.9"):
+        publish([missing], "http://127.0.0.1:9/", "http://127.0.0.1:9/simple/")

@@ -1,0 +1,90 @@
+"""The task definition template: filled completely, and in step with the image it runs."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from deploy import taskdef
+from deploy.errors import NotBootstrappedError
+from deploy.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "mlapi" / "Dockerfile"
+ROLE = "arn:aws:iam::123456789012:role/mlapi-task-execution"
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/yield/mlapi:1.0.0"
+
+
+@pytest.fixture
+def bare_settings() -> Settings:
+    """Settings with only the required names."""
+    return Settings(region="eu-west-1", cluster="yield", service="mlapi", repository="yield/mlapi")
+
+
+def test_render_fills_every_placeholder(bare_settings: Settings) -> None:
+    """Given the settings, when rendering, then no ${...} is left and the values are in place."""
+    rendered = taskdef.render(bare_settings, IMAGE, ROLE)
+
+    assert "${" not in json.dumps(rendered)
+    assert (rendered["family"], rendered["cpu"], rendered["memory"]) == ("mlapi", "512", "1024")
+    assert rendered["executionRoleArn"] == ROLE
+    (container,) = rendered["containerDefinitions"]
+    assert (container["name"], container["image"]) == ("mlapi", IMAGE)
+    assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/mlapi"
+    assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
+
+
+def test_port_health_check_and_api_port_agree() -> None:
+    """Given the template, then the mapped port, MLAPI_PORT and the health URL are one port."""
+    (container,) = taskdef.template()["containerDefinitions"]
+    environment = {item["name"]: item["value"] for item in container["environment"]}
+    command = container["healthCheck"]["command"]
+    url = re.search(r"'(http://[^']+)'", command[3])
+
+    assert command[:3] == ["CMD", "python", "-c"]  # the image has no curl
+    assert url is not None
+    assert url[1] == f"http://127.0.0.1:{taskdef.container_port()}/api/v1/health"
+    assert environment["MLAPI_PORT"] == str(taskdef.container_port()) == "8001"
+
+
+def test_template_matches_the_image() -> None:
+    """Given mlapi/Dockerfile, then its EXPOSE and HEALTHCHECK path are the template's."""
+    if not DOCKERFILE.is_file():
+        pytest.skip("mlapi/Dockerfile is not in this checkout")
+    text = DOCKERFILE.read_text(encoding="utf-8")
+
+    assert re.search(rf"^EXPOSE {taskdef.container_port()}$", text, re.MULTILINE)
+    assert "/api/v1/health" in text.split("HEALTHCHECK", 1)[1].split("\nCMD", 1)[0]
+
+
+def test_container_stops_later_than_the_api_drains() -> None:
+    """Given the template, then ECS waits longer than the API's 20 s graceful timeout."""
+    (container,) = taskdef.template()["containerDefinitions"]
+    assert container["stopTimeout"] > 20
+
+
+def test_with_image_changes_the_image_and_drops_read_only_fields(bare_settings: Settings) -> None:
+    """Given a described revision, then the copy has the new image and no read-only field."""
+    described = {
+        **taskdef.render(bare_settings, "old:1", ROLE),
+        "taskDefinitionArn": "arn:aws:ecs:eu-west-1:1:task-definition/mlapi:7",
+        "revision": 7,
+        "status": "ACTIVE",
+        "registeredAt": "2026-01-01T00:00:00Z",
+        "compatibilities": ["EC2", "FARGATE"],
+    }
+
+    copied = taskdef.with_image(described, "mlapi", IMAGE)
+
+    assert set(copied) == set(taskdef.render(bare_settings, IMAGE, ROLE))
+    assert copied == taskdef.render(bare_settings, IMAGE, ROLE)
+    assert described["containerDefinitions"][0]["image"] == "old:1"
+
+
+def test_a_revision_without_the_container_says_which_it_has(bare_settings: Settings) -> None:
+    """Given a revision whose container is named otherwise, then the error lists its names."""
+    described = taskdef.render(bare_settings.model_copy(update={"container": "api"}), "x:1", ROLE)
+
+    with pytest.raises(NotBootstrappedError, match=r"no container 'mlapi' \(it has: api\)"):
+        taskdef.with_image(described, "mlapi", IMAGE)

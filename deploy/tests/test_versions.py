@@ -1,0 +1,60 @@
+"""check-version: a tag releases only the version every VERSION file names."""
+
+from pathlib import Path
+
+import pytest
+
+from deploy.errors import VersionMismatchError
+from deploy.versions import VERSION_FILES, check_version
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_project(root: Path, model: str, api: str) -> Path:
+    """A repository skeleton whose two VERSION files say `model` and `api`."""
+    for name, version in zip(VERSION_FILES, (model, api), strict=True):
+        path = root / name
+        path.parent.mkdir(parents=True)
+        path.write_text(version + "\n")
+    return root
+
+
+def test_the_repository_versions_agree_with_their_own_tag() -> None:
+    """Given this repository, then tagging its model version passes."""
+    version = (ROOT / "model_package" / "yield_model" / "VERSION").read_text().strip()
+
+    assert check_version(f"v{version}", ROOT) == version
+
+
+def test_matching_tag_names_the_version(tmp_path: Path) -> None:
+    """Given both files at 1.4.2, when checking v1.4.2, then 1.4.2."""
+    assert check_version("v1.4.2", make_project(tmp_path, "1.4.2", "1.4.2")) == "1.4.2"
+
+
+def test_a_tag_other_than_the_files_says_which_file_differs(tmp_path: Path) -> None:
+    """Given the API at 1.4.1, when checking v1.4.2, then the message names the API's file."""
+    root = make_project(tmp_path, "1.4.2", "1.4.1")
+
+    with pytest.raises(VersionMismatchError) as error:
+        check_version("v1.4.2", root)
+
+    assert str(error.value) == (
+        "tag v1.4.2 does not match the project: mlapi/app/VERSION says '1.4.1'. Set every "
+        "VERSION file to 1.4.2 in a commit and tag that commit, or tag the version the files name."
+    )
+
+
+@pytest.mark.parametrize("tag", ["1.4.2", "v1.4", "v1.4.2-rc1", "v1.4.2.1", "release"])
+def test_a_tag_not_shaped_vxyz_is_refused(tmp_path: Path, tag: str) -> None:
+    """Given a tag that is not vX.Y.Z, then it is refused before any file is read."""
+    with pytest.raises(VersionMismatchError, match=r"is not a release tag: expected vX\.Y\.Z"):
+        check_version(tag, tmp_path)
+
+
+def test_a_missing_version_file_is_named(tmp_path: Path) -> None:
+    """Given no mlapi/app/VERSION, then the error names the path."""
+    (tmp_path / VERSION_FILES[0]).parent.mkdir(parents=True)
+    (tmp_path / VERSION_FILES[0]).write_text("1.0.0")
+
+    with pytest.raises(VersionMismatchError, match=r"mlapi/app/VERSION does not exist"):
+        check_version("v1.0.0", tmp_path)
