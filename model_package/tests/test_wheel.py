@@ -60,13 +60,18 @@ def test_installed_wheel_predicts_away_from_the_source_tree(wheel: Path, tmp_pat
         "r = make_prediction([json.loads(sys.argv[1])]); "
         "print(json.dumps([yield_model.__file__, r.model_version, r.predictions]))"
     )
-    run = subprocess.run(
-        [str(python), "-c", script, json.dumps(EXAMPLE_RECORD)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+
+    def predict_there() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), "-c", script, json.dumps(EXAMPLE_RECORD)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    run = predict_there()
+    assert run.returncode == 0, run.stderr
     location, version, predictions = json.loads(run.stdout)
     assert location.startswith(str(env))
     assert version == __version__
@@ -75,12 +80,6 @@ def test_installed_wheel_predicts_away_from_the_source_tree(wheel: Path, tmp_pat
     # A corrupt model in the installed package fails at load, saying why.
     installed = Path(location).parent / "trained_models" / model_file_name()
     installed.write_bytes(b"not a model")
-    broken = subprocess.run(
-        [str(python), "-c", script, json.dumps(EXAMPLE_RECORD)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    broken = predict_there()
     assert broken.returncode != 0
     assert "does not match its card's sha256: corrupt or replaced" in broken.stderr
