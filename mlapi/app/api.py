@@ -1,8 +1,8 @@
-"""The routes: each translates HTTP to one call of the model package and back."""
+"""The routes: each translates HTTP to one call of the model package or the log, and back."""
 
-import os
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,10 +12,19 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app import __version__, metrics
-from app.deps import JsonBody, ModelDep, SettingsDep
-from app.errors import error_responses
+from app.deps import JsonBody, LogDep, ModelDep, SettingsDep
+from app.errors import ApiError, error_responses
+from app.feedback import parse_feedback
 from app.inputs import parse_inputs
-from app.schemas import Health, PredictionResults
+from app.prediction_log import PredictionEntry, PredictionLog, new_prediction_ids
+from app.schemas import (
+    FeedbackResult,
+    FeedbackResults,
+    Health,
+    LoggedPrediction,
+    PredictionResults,
+    RecordedFeedback,
+)
 from app.settings import Settings
 from yield_model.card import ModelCard
 from yield_model.predict import PredictionResult, TrainedModel
@@ -23,16 +32,12 @@ from yield_model.schemas import Record, validate_records
 
 router = APIRouter()
 
+
 # The body is read and validated by the route itself (off the event loop, records by the
 # model package), so its schema is declared here for the OpenAPI document.
-_PREDICT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/MultipleYieldInputs"}}
-        },
-    }
-}
+def _request_body(schema: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 @router.get("/", include_in_schema=False)
@@ -59,18 +64,22 @@ async def model_card(model: ModelDep) -> ModelCard:
     "/api/v1/predict",
     response_model=PredictionResults,
     responses=error_responses(400, 413, 415, 422, 503),
-    openapi_extra=_PREDICT_BODY,
+    openapi_extra=_request_body("MultipleYieldInputs"),
 )
 async def predict(
-    request: Request, body: JsonBody, model: ModelDep, settings: SettingsDep
+    request: Request, body: JsonBody, model: ModelDep, log: LogDep, settings: SettingsDep
 ) -> Response:
     """Predict the yield of each record, with warnings about values it could not read."""
     # Parsing, validation and prediction are CPU work: off the event loop, a few at a time.
     limiter: anyio.CapacityLimiter = request.state.predict_limiter
-    return await anyio.to_thread.run_sync(_predict, request, body, model, settings, limiter=limiter)
+    return await anyio.to_thread.run_sync(
+        _predict, request, body, model, log, settings, limiter=limiter
+    )
 
 
-def _predict(request: Request, body: bytes, model: TrainedModel, settings: Settings) -> Response:
+def _predict(
+    request: Request, body: bytes, model: TrainedModel, log: PredictionLog, settings: Settings
+) -> Response:
     inputs = parse_inputs(body, settings.max_records)
     request.state.record_count = len(inputs)
     if settings.log_record_values:
@@ -78,38 +87,104 @@ def _predict(request: Request, body: bytes, model: TrainedModel, settings: Setti
     records = validate_records(inputs)
     started = time.perf_counter()
     result = model.predict(records)
+    inference_seconds = time.perf_counter() - started
+    ids = new_prediction_ids(len(records))
+    # Answered only once on record: an acknowledged prediction survives a crash.
+    started = time.perf_counter()
+    log.record(ids, inputs, records, result, time.time())
+    metrics.record_log_write(time.perf_counter() - started)
     metrics.record_prediction(
         result.model_version,
         result.predictions,
-        time.perf_counter() - started,
+        inference_seconds,
         result.absent,
         result.unparseable,
     )
-    return Response(prediction_results(records, result), media_type="application/json")
+    return Response(prediction_results(records, result, ids), media_type="application/json")
 
 
-def prediction_results(records: Sequence[Record], result: PredictionResult) -> bytes:
+def prediction_results(
+    records: Sequence[Record], result: PredictionResult, ids: Sequence[UUID] | None = None
+) -> bytes:
     """The ``PredictionResults`` JSON for the records predicted, one id per prediction.
 
-    Built with orjson rather than through pydantic objects: for a 1,000-record batch that
-    was ~10 ms, a sizeable part of what HTTP adds (benchmarks/README.md). The tests check
-    the shape against ``PredictionResults``.
+    ``ids`` are the prediction ids (new ones if not given). Built with orjson rather than
+    through pydantic objects: for a 1,000-record batch that was ~10 ms, a sizeable part of
+    what HTTP adds (benchmarks/README.md). The tests check the shape against
+    ``PredictionResults``.
     """
-    # One read of the random source for all ids, instead of one per uuid4() call.
-    random = os.urandom(16 * len(records))
+    if ids is None:
+        ids = new_prediction_ids(len(records))
     return orjson.dumps(
         {
             "model_version": result.model_version,
             "predictions": [
                 {
-                    "prediction_id": UUID(bytes=random[16 * i : 16 * i + 16], version=4),
+                    "prediction_id": prediction_id,
                     "sample_id": record.sample_id,
                     "predicted_yield": value,
                     "warnings": warnings,
                 }
-                for i, (record, value, warnings) in enumerate(
-                    zip(records, result.predictions, result.warnings, strict=True)
+                for prediction_id, record, value, warnings in zip(
+                    ids, records, result.predictions, result.warnings, strict=True
                 )
             ],
         }
+    )
+
+
+@router.post(
+    "/api/v1/feedback",
+    responses=error_responses(400, 413, 415, 422, 503),
+    openapi_extra=_request_body("FeedbackRequest"),
+)
+async def feedback(body: JsonBody, log: LogDep, settings: SettingsDep) -> FeedbackResults:
+    """Record the measured yields of earlier predictions; says per item what became of it."""
+    return await anyio.to_thread.run_sync(_feedback, body, log, settings)
+
+
+def _feedback(body: bytes, log: PredictionLog, settings: Settings) -> FeedbackResults:
+    outcomes = log.add_feedback(parse_feedback(body, settings.max_records), time.time())
+    metrics.record_feedback(outcomes)
+    return FeedbackResults(
+        results=[
+            FeedbackResult(
+                prediction_id=o.prediction_id, status=o.status, actual_yield=o.actual_yield
+            )
+            for o in outcomes
+        ]
+    )
+
+
+@router.get("/api/v1/predictions/{prediction_id}", responses=error_responses(404, 422, 503))
+async def logged_prediction(prediction_id: UUID, log: LogDep) -> LoggedPrediction:
+    """A logged prediction: the record as sent, the answer, and the measured yield if known."""
+    found = await anyio.to_thread.run_sync(log.get, prediction_id)
+    if found is None:
+        raise ApiError(
+            404,
+            "prediction_not_found",
+            f"prediction {prediction_id} is not in the log: never made, or older than the "
+            "retention limit",
+        )
+    return _logged(found)
+
+
+def _logged(found: PredictionEntry) -> LoggedPrediction:
+    feedback = found.feedback
+    return LoggedPrediction(
+        prediction_id=found.prediction_id,
+        created_at=datetime.fromtimestamp(found.created_at, UTC),
+        model_version=found.model_version,
+        sample_id=found.sample_id,
+        inputs=found.inputs,
+        predicted_yield=found.predicted_yield,
+        warnings=found.warnings,
+        feedback=None
+        if feedback is None
+        else RecordedFeedback(
+            actual_yield=feedback.actual_yield,
+            received_at=datetime.fromtimestamp(feedback.received_at, UTC),
+            absolute_error=abs(found.predicted_yield - feedback.actual_yield),
+        ),
     )

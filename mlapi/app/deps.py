@@ -1,10 +1,11 @@
-"""Dependencies the routes declare: the model, the settings and the raw JSON body."""
+"""Dependencies the routes declare: the model, the prediction log, the settings, the JSON body."""
 
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from app.errors import ApiError
+from app.prediction_log import PredictionLog
 from app.settings import Settings
 from yield_model.predict import TrainedModel
 
@@ -16,6 +17,14 @@ async def get_model(request: Request) -> TrainedModel:
     if model is None:
         raise ApiError(503, "not_ready", "the model is not loaded yet; retry shortly")
     return model
+
+
+async def get_prediction_log(request: Request) -> PredictionLog:
+    """The prediction log opened at startup; 503 while there is none."""
+    log: PredictionLog | None = getattr(request.state, "prediction_log", None)
+    if log is None:
+        raise ApiError(503, "not_ready", "the prediction log is not open yet; retry shortly")
+    return log
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -50,5 +59,6 @@ async def read_json_body(
 
 
 ModelDep = Annotated[TrainedModel, Depends(get_model)]
+LogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JsonBody = Annotated[bytes, Depends(read_json_body)]

@@ -1,5 +1,6 @@
 """The API's errors: one exception with a status code, one body shape, one set of handlers."""
 
+import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -9,8 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.prediction_log import PredictionLogError
 from app.schemas import ErrorBody, ErrorDetail, ErrorItem
 from yield_model.errors import InvalidInputError
+
+logger = logging.getLogger("mlapi")
 
 #: A request with thousands of bad values gets the first ones listed, and their count.
 MAX_LISTED_ERRORS = 100
@@ -80,6 +84,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, _code(exc.status_code), message, headers=exc.headers)
 
 
+async def _prediction_log_error(request: Request, exc: Exception) -> JSONResponse:
+    # Nothing is answered that is not on record: the caller retries, the operator reads why.
+    logger.error("prediction log unavailable: %s", exc)
+    message = "the prediction log cannot be written or read right now; retry shortly"
+    return error_response(503, "prediction_log_unavailable", message)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A bug, never the client's fault. Starlette re-raises it after this answer, so the server
     # logs the traceback once; the request log line has the request id and the 500.
@@ -90,6 +101,7 @@ def add_error_handlers(app: FastAPI) -> None:
     """Render every error the app can raise as the one error body."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(InvalidInputError, _invalid_input)
+    app.add_exception_handler(PredictionLogError, _prediction_log_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,4 +1,5 @@
-"""The FastAPI application: built by ``create_app``, the model loaded in its lifespan."""
+"""The FastAPI application: built by ``create_app``; the model, the prediction log and the
+monitoring job are set up in its lifespan."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -15,8 +16,10 @@ from pydantic.json_schema import models_json_schema
 from app import __version__, metrics
 from app.api import router
 from app.errors import add_error_handlers
+from app.monitor import Monitor
+from app.prediction_log import PredictionLog
 from app.request_log import RequestLogMiddleware
-from app.schemas import MultipleYieldInputs
+from app.schemas import FeedbackRequest, MultipleYieldInputs
 from app.settings import Settings, get_settings
 from yield_model.predict import load_model
 
@@ -34,10 +37,14 @@ UNMEASURED_PATHS = ("/metrics", "/api/v1/health")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-    """Load the model once per process; its failure stops the process from serving."""
+    """Load the model and open the log once per process; a failure stops it from serving."""
     settings: Settings = app.state.settings
     model = await run_in_threadpool(load_model, settings.model_path)
+    log = await run_in_threadpool(
+        PredictionLog, settings.prediction_log_path, settings.prediction_log_sync
+    )
     metrics.announce_model(model.name, model.version, __version__)
+    metrics.announce_mae_alert_threshold(settings.mae_alert_threshold)
     # Created here: a limiter belongs to the event loop that serves the requests.
     limiter = anyio.CapacityLimiter(settings.predict_threads)
     logger.info(
@@ -46,7 +53,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         model.version,
         extra={"model_name": model.name, "model_version": model.version},
     )
-    yield {"model": model, "predict_limiter": limiter}
+    monitor = Monitor(log, model, settings)
+    monitor.start()
+    app.state.monitor = monitor
+    try:
+        yield {"model": model, "predict_limiter": limiter, "prediction_log": log}
+    finally:
+        await run_in_threadpool(monitor.stop)
+        log.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,12 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi_document(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the request body schema the predict route declares by $ref."""
+    """FastAPI's document plus the request body schemas the routes declare by $ref."""
     document = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     _, definitions = models_json_schema(
-        [(MultipleYieldInputs, "validation")], ref_template="#/components/schemas/{model}"
+        [(MultipleYieldInputs, "validation"), (FeedbackRequest, "validation")],
+        ref_template="#/components/schemas/{model}",
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(definitions["$defs"])

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import numpy as np
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Summary
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 
+from app.prediction_log import FeedbackOutcome
+from yield_model import drift
 from yield_model.columns import FEATURE_COLUMNS
 
 #: Request latency buckets, in seconds: single records take milliseconds, 10,000 take seconds.
@@ -22,6 +24,15 @@ RECORD_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1
 #: Every 0.025 from 0.6 to 1.05: published yields run 0.62-1.0, most of them 0.87-0.95.
 YIELD_BUCKETS: Final = tuple(round(0.6 + 0.025 * i, 3) for i in range(19))
 MISSING_REASONS: Final = ("absent", "unparseable")
+#: Absolute errors of yields: the default model's holdout MAE is 0.010; 0.5 is a wrong unit.
+ERROR_BUCKETS: Final = (
+    0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5,
+)  # fmt: skip
+LOG_WRITE_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+)  # fmt: skip
+FEEDBACK_REJECTIONS: Final = ("unknown", "duplicate")
+LOG_TABLES: Final = ("predictions", "feedback")
 
 # HTTP requests: the instrumentator's standard names (http_requests_total,
 # http_request_duration_seconds, http_request_size_bytes, http_response_size_bytes), created
@@ -63,6 +74,91 @@ MODEL_INFO = Gauge(
     multiprocess_mode="max",
 )
 
+PREDICTION_LOG_WRITE_SECONDS = Histogram(
+    "mlapi_prediction_log_write_seconds",
+    "Time a prediction request waited for its predictions to be committed to the log.",
+    buckets=LOG_WRITE_BUCKETS,
+)
+
+# Accuracy, from feedback: counted by the worker that receives it, summed over workers.
+FEEDBACK = Counter(
+    "mlapi_feedback_total",
+    "Measured yields recorded for logged predictions, by the predicting model's version.",
+    ["model_version"],
+)
+FEEDBACK_REJECTED = Counter(
+    "mlapi_feedback_rejected_total",
+    "Feedback items not recorded: unknown prediction id, or a second value for a prediction.",
+    ["reason"],
+)
+ABSOLUTE_ERROR = Histogram(
+    "mlapi_prediction_absolute_error_ratio",
+    "Absolute error |predicted - measured yield| of predictions that got feedback.",
+    ["model_version"],
+    buckets=ERROR_BUCKETS,
+)
+# Its sum over its count is the MSE over any window (RMSE: the square root), which the
+# absolute-error histogram cannot give.
+SQUARED_ERROR = Summary(
+    "mlapi_prediction_squared_error_ratio",
+    "Squared error (predicted - measured yield)^2 of predictions that got feedback.",
+    ["model_version"],
+)
+# Every worker sets the same value; "max" makes it one series.
+MAE_ALERT_THRESHOLD = Gauge(
+    "mlapi_mae_alert_threshold_ratio",
+    "MLAPI_MAE_ALERT_THRESHOLD: the mean absolute error above which MlapiHighMAE fires.",
+    multiprocess_mode="max",
+)
+
+# Written by the monitoring job, which one process runs: "livemostrecent" makes each one
+# series, whichever process holds the job, and drops a dead process's values.
+RECENT_HALF_MSE = Gauge(
+    "mlapi_recent_half_mse_ratio",
+    "Half the mean squared error (the competition's score) over the latest feedbacks "
+    "(MLAPI_ACCURACY_WINDOW), in squared yield ratio.",
+    ["model_version"],
+    multiprocess_mode="livemostrecent",
+)
+RECENT_FEEDBACK = Gauge(
+    "mlapi_recent_feedback_records",
+    "Feedbacks mlapi_recent_half_mse_ratio is computed over.",
+    ["model_version"],
+    multiprocess_mode="livemostrecent",
+)
+INPUT_DRIFT = Gauge(
+    "mlapi_input_drift_psi",
+    "Population stability index of an engineered input feature: the latest predictions "
+    "(MLAPI_DRIFT_WINDOW) against the training data. Above 0.1: watch; above 0.25: act.",
+    ["model_version", "feature"],
+    multiprocess_mode="livemostrecent",
+)
+PREDICTED_YIELD_DRIFT = Gauge(
+    "mlapi_predicted_yield_drift_psi",
+    "Population stability index of the predicted yield: the latest predictions against the "
+    "model's predictions on its training data.",
+    ["model_version"],
+    multiprocess_mode="livemostrecent",
+)
+DRIFT_WINDOW = Gauge(
+    "mlapi_drift_window_records",
+    "Predictions the drift indices were computed over.",
+    ["model_version"],
+    multiprocess_mode="livemostrecent",
+)
+MONITOR_LAST_RUN = Gauge(
+    "mlapi_monitor_last_run_timestamp_seconds",
+    "Unix time the monitoring job last finished: the drift and accuracy gauges are that old.",
+    ["model_version"],
+    multiprocess_mode="livemostrecent",
+)
+PREDICTION_LOG_ROWS = Gauge(
+    "mlapi_prediction_log_rows",
+    "Rows in the prediction log, per table (predictions, feedback), after retention.",
+    ["table"],
+    multiprocess_mode="livemostrecent",
+)
+
 
 def announce_model(model_name: str, model_version: str, api_version: str) -> None:
     """Publish the model info and start every model series at zero.
@@ -77,6 +173,16 @@ def announce_model(model_name: str, model_version: str, api_version: str) -> Non
     for feature in FEATURE_COLUMNS:
         for reason in MISSING_REASONS:
             INPUTS_MISSING.labels(model_version, feature, reason)
+    FEEDBACK.labels(model_version)
+    ABSOLUTE_ERROR.labels(model_version)
+    SQUARED_ERROR.labels(model_version)
+    for reason in FEEDBACK_REJECTIONS:
+        FEEDBACK_REJECTED.labels(reason)
+
+
+def announce_mae_alert_threshold(threshold: float) -> None:
+    """Publish the MAE alert threshold, so that the alert rule and dashboard read the setting."""
+    MAE_ALERT_THRESHOLD.set(threshold)
 
 
 def record_prediction(
@@ -113,3 +219,51 @@ def observe_many(histogram: Histogram, values: np.ndarray[Any, np.dtype[np.float
         if count:
             bucket.inc(int(count))
     histogram._sum.inc(float(finite.sum()))
+
+
+def record_feedback(outcomes: Iterable[FeedbackOutcome]) -> None:
+    """Count feedback items; observe the error of each one recorded."""
+    for outcome in outcomes:
+        if outcome.status != "recorded":
+            FEEDBACK_REJECTED.labels(outcome.status).inc()
+            continue
+        # a recorded outcome always has them
+        assert outcome.model_version is not None
+        assert outcome.predicted_yield is not None
+        assert outcome.actual_yield is not None
+        error = outcome.predicted_yield - outcome.actual_yield
+        FEEDBACK.labels(outcome.model_version).inc()
+        ABSOLUTE_ERROR.labels(outcome.model_version).observe(abs(error))
+        SQUARED_ERROR.labels(outcome.model_version).observe(error**2)
+
+
+def record_recent_accuracy(model_version: str, half_mse: float, feedbacks: int) -> None:
+    """Publish the half-MSE over the latest feedbacks, and how many there were."""
+    RECENT_HALF_MSE.labels(model_version).set(half_mse)
+    RECENT_FEEDBACK.labels(model_version).set(feedbacks)
+
+
+def record_drift(model_version: str, scores: Mapping[str, float], window: int) -> None:
+    """Publish the drift indices of a window: per input feature, and of the predicted yield."""
+    for name, psi in scores.items():
+        if name == drift.PREDICTED_YIELD:
+            PREDICTED_YIELD_DRIFT.labels(model_version).set(psi)
+        else:
+            INPUT_DRIFT.labels(model_version, name).set(psi)
+    DRIFT_WINDOW.labels(model_version).set(window)
+
+
+def record_log_rows(counts: Mapping[str, int]) -> None:
+    """Publish the row count of each table of the prediction log."""
+    for table, rows in counts.items():
+        PREDICTION_LOG_ROWS.labels(table).set(rows)
+
+
+def record_log_write(seconds: float) -> None:
+    """Observe how long a request waited for the prediction log."""
+    PREDICTION_LOG_WRITE_SECONDS.observe(seconds)
+
+
+def record_monitor_run(model_version: str, finished_at: float) -> None:
+    """Publish when the monitoring job last finished."""
+    MONITOR_LAST_RUN.labels(model_version).set(finished_at)

@@ -1,6 +1,7 @@
 """The HTTP bodies of the API; records themselves are the model package's ``Record``."""
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +40,97 @@ class PredictionResults(BaseModel):
 
     model_version: str
     predictions: list[YieldPrediction]
+
+
+#: The measured yield, as the data has it: a ratio, 0.92 for 92 %; above 1.5 is a unit mistake.
+MAX_ACTUAL_YIELD = 1.5
+ActualYield = Annotated[
+    float,
+    Field(
+        strict=True,
+        ge=0,
+        le=MAX_ACTUAL_YIELD,
+        allow_inf_nan=False,
+        description="The measured yield (收率) of the batch, a ratio from 0 to 1.5.",
+        examples=[0.9213],
+    ),
+]
+
+
+class FeedbackItem(BaseModel):
+    """The measured yield of a batch that was predicted earlier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: UUID = Field(description="The prediction_id the prediction answer gave.")
+    actual_yield: ActualYield
+
+
+class FeedbackRequest(BaseModel):
+    """The body of a feedback request: measured yields of earlier predictions."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "feedback": [
+                        {
+                            "prediction_id": "6f1c1f3e-2a8b-4c55-9d0e-3b0f7a4e2c11",
+                            "actual_yield": 0.9213,
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    feedback: list[FeedbackItem] = Field(
+        min_length=1,
+        description="At most MLAPI_MAX_RECORDS items; each prediction takes one value only.",
+    )
+
+
+class FeedbackResult(BaseModel):
+    """What became of one feedback item."""
+
+    prediction_id: UUID
+    status: Literal["recorded", "unknown", "duplicate"] = Field(
+        description="recorded; unknown: no such prediction in the log (never made, or older "
+        "than its retention); duplicate: the prediction already had a value, which stands."
+    )
+    actual_yield: float | None = Field(
+        description="The value on record: this one if recorded, the earlier one if duplicate."
+    )
+
+
+class FeedbackResults(BaseModel):
+    """The answer to a feedback request, in the order of the items."""
+
+    results: list[FeedbackResult]
+
+
+class RecordedFeedback(BaseModel):
+    """The measured yield received for a prediction."""
+
+    actual_yield: float
+    received_at: datetime
+    absolute_error: float = Field(description="|predicted_yield - actual_yield|")
+
+
+class LoggedPrediction(BaseModel):
+    """A prediction as the log holds it: inputs as sent, output, and feedback once received."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    prediction_id: UUID
+    created_at: datetime
+    model_version: str
+    sample_id: str | None
+    inputs: dict[str, Any] = Field(description="The record exactly as it was sent.")
+    predicted_yield: float
+    warnings: list[str]
+    feedback: RecordedFeedback | None
 
 
 class Health(BaseModel):

@@ -6,6 +6,11 @@ anything imports prometheus_client, so every worker writes its metrics to files 
 """
 
 import os
+
+# One OpenMP and BLAS thread per worker: the workers are the parallelism. Set before numpy
+# and scikit-learn load their thread pools; an explicit OMP_NUM_THREADS still wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
 
 from app.logs import logging_config
+from app.prediction_log import PredictionLog, PredictionLogError
 from app.settings import Settings, describe_settings_error, get_settings
 from yield_model.predict import load_model
 
@@ -46,6 +52,17 @@ def check_model(settings: Settings) -> None:
         load_model(settings.model_path)
     except Exception as exc:  # any failure to load means: do not serve
         raise StartupError(f"the model cannot be loaded: {exc}") from exc
+
+
+def check_prediction_log(settings: Settings) -> None:
+    """Create or open the prediction log before forking workers, so a bad path stops the start.
+
+    Opened and closed again here: the workers open their own connections after the fork.
+    """
+    try:
+        PredictionLog(settings.prediction_log_path, settings.prediction_log_sync).close()
+    except PredictionLogError as exc:
+        raise StartupError(f"{exc} (set MLAPI_PREDICTION_LOG_PATH to a writable location)") from exc
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -106,6 +123,7 @@ def main() -> int:
         prepare_multiproc_dir(settings.multiproc_dir)
         os.environ[MULTIPROC_ENV] = str(settings.multiproc_dir)
         check_model(settings)
+        check_prediction_log(settings)
     except (StartupError, OSError) as exc:
         print(f"mlapi-serve: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -6,11 +6,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MLAPI_"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def _default_prediction_log_path() -> Path:
+    # The user's data directory (XDG), so that a local run keeps its log across restarts; the
+    # image points this at its volume instead.
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "mlapi" / "predictions.db"
 
 
 def _cpu_count() -> int:
@@ -68,6 +75,59 @@ class Settings(BaseSettings):
         description="Seconds in-flight requests get to finish after SIGTERM.",
     )
 
+    prediction_log_path: Path = Field(
+        default_factory=_default_prediction_log_path,
+        description="SQLite file of the prediction log (created with its directory).",
+    )
+    prediction_log_sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="normal: a committed prediction survives a crash of the service or "
+        "container; full: also a crash of the machine (an fsync per commit).",
+    )
+    monitor_interval_seconds: float = Field(
+        default=60,
+        ge=1,
+        le=86_400,
+        description="Seconds between two runs of the monitoring job (retention, drift, "
+        "recent accuracy), which one process of the service runs.",
+    )
+    drift_window: int = Field(
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="Most recent predictions whose inputs are compared with the training data.",
+    )
+    drift_min_records: int = Field(
+        default=500,
+        ge=10,
+        le=100_000,
+        description="Fewer predictions than this in the window: no drift is reported (too noisy).",
+    )
+    accuracy_window: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Most recent feedbacks the half-MSE gauge is computed over.",
+    )
+    mae_alert_threshold: float = Field(
+        default=0.02,
+        gt=0,
+        le=1.5,
+        description="Mean absolute error above which the MAE alert fires; exported as a metric.",
+    )
+    prediction_log_max_rows: int = Field(
+        default=1_000_000,
+        ge=1000,
+        le=1_000_000_000,
+        description="Predictions (and feedbacks) kept; the oldest beyond it are deleted.",
+    )
+    prediction_log_max_age_days: float = Field(
+        default=90,
+        gt=0,
+        le=36_500,
+        description="Predictions and feedbacks older than this are deleted.",
+    )
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -82,6 +142,31 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute path")
         if value == Path(value.anchor):
             raise ValueError("must not be a filesystem root")
+        return value
+
+    @field_validator("prediction_log_path")
+    @classmethod
+    def _absolute_file(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("drift_min_records")
+    @classmethod
+    def _fits_the_window(cls, value: int, info: ValidationInfo) -> int:
+        window = info.data.get("drift_window")
+        if window is not None and value > window:
+            raise ValueError(f"must not exceed MLAPI_DRIFT_WINDOW ({window})")
+        return value
+
+    @field_validator("prediction_log_max_rows")
+    @classmethod
+    def _holds_the_windows(cls, value: int, info: ValidationInfo) -> int:
+        # The monitoring windows are read from the log: it must keep at least that much.
+        for name in ("drift_window", "accuracy_window"):
+            window = info.data.get(name)
+            if window is not None and value < window:
+                raise ValueError(f"must be at least MLAPI_{name.upper()} ({window})")
         return value
 
 

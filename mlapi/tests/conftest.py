@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,29 +16,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
+from mlapi_support import RunningServer, Scrape
 
 from app.main import create_app
 from app.settings import ENV_PREFIX, Settings
 from yield_model.schemas import EXAMPLE_RECORD
-
-
-class Scrape:
-    """One read of /metrics, looked up by sample name and exact labels."""
-
-    def __init__(self, text: str) -> None:
-        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-
-    def value(self, name: str, **labels: str) -> float:
-        """The sample's value; 0 if the series does not exist (yet)."""
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
-
-    def series(self, name: str) -> list[dict[str, str]]:
-        """The label sets of every sample of this name."""
-        return [dict(labels) for (n, labels) in self.samples if n == name]
 
 
 def _without_service_env() -> dict[str, str]:
@@ -48,12 +31,34 @@ def _without_service_env() -> dict[str, str]:
     }
 
 
+#: Settings every in-process app of the tests gets (set by pytest_configure): a prediction
+#: log of the test session's own, and a monitoring job that never runs by itself (tests call
+#: ``run_once``).
+TEST_ENV: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Set the tests' environment before collection: some test modules build apps at import."""
+    for key in set(os.environ) - set(_without_service_env()):
+        del os.environ[key]
+    data = tempfile.mkdtemp(prefix="mlapi-tests-")
+    TEST_ENV[f"{ENV_PREFIX}PREDICTION_LOG_PATH"] = str(Path(data) / "predictions.db")
+    TEST_ENV[f"{ENV_PREFIX}MONITOR_INTERVAL_SECONDS"] = "86400"
+    os.environ.update(TEST_ENV)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(Path(TEST_ENV[f"{ENV_PREFIX}PREDICTION_LOG_PATH"]).parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def clean_env() -> Iterator[None]:
     """The tests' own settings only: no MLAPI_* or multiprocess variable from the caller."""
     with pytest.MonkeyPatch.context() as patch:
         for key in set(os.environ) - set(_without_service_env()):
             patch.delenv(key)
+        for key, value in TEST_ENV.items():
+            patch.setenv(key, value)
         yield
 
 
@@ -98,33 +103,16 @@ def _free_port() -> int:
         return port
 
 
-class RunningServer:
-    """An ``mlapi-serve`` process and where to reach it."""
-
-    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-
-    def scrape(self) -> Scrape:
-        return Scrape(httpx.get(f"{self.url}/metrics", timeout=30).text)
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8")
-
-    def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
-
-
 MLAPI_SERVE = str(Path(sys.executable).with_name("mlapi-serve"))
 STARTUP_TIMEOUT_SECONDS = 180
 
 
 def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    """The environment of an mlapi-serve process: these settings, metrics under tmp_path."""
+    """The environment of an mlapi-serve process: these settings; metrics and the
+    prediction log under tmp_path."""
     env = _without_service_env()
     env[f"{ENV_PREFIX}MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    env[f"{ENV_PREFIX}PREDICTION_LOG_PATH"] = str(tmp_path / "data" / "predictions.db")
     env.update({ENV_PREFIX + key.upper(): value for key, value in settings.items()})
     return env
 

@@ -1,6 +1,7 @@
 """Every endpoint, given a loaded model (and one without)."""
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -60,7 +61,9 @@ def test_predict_matches_the_model_package(client: TestClient, record: dict[str,
     quirky = {**record, "sample_id": None, "A5": "1900/1/9 7:00", "A20": "6:00-6x"}
     expected = load_model().predict([record, quirky])
     # When
+    sent_ms = time.time_ns() // 1_000_000
     response = client.post("/api/v1/predict", json={"inputs": [record, quirky]})
+    answered_ms = time.time_ns() // 1_000_000
     # Then the answer is the package's, record by record, in order
     assert response.status_code == 200
     body = response.json()
@@ -71,7 +74,10 @@ def test_predict_matches_the_model_package(client: TestClient, record: dict[str,
     assert any(w.startswith("A20: ") for w in body["predictions"][1]["warnings"])
     ids = [uuid.UUID(p["prediction_id"]) for p in body["predictions"]]
     assert len(set(ids)) == 2
-    assert {i.version for i in ids} == {4}
+    # time-ordered ids (UUID version 7): the first 48 bits are the time in ms
+    assert {i.version for i in ids} == {7}
+    assert {i.variant for i in ids} == {uuid.RFC_4122}
+    assert all(sent_ms <= i.int >> 80 <= answered_ms for i in ids)
     # And the body is exactly what the documented schema describes
     assert PredictionResults.model_validate_json(response.content).model_dump(mode="json") == body
 
@@ -121,7 +127,13 @@ def test_openapi_documents_the_predict_body_with_an_example(client: TestClient) 
     assert inputs["properties"]["inputs"]["items"] == {"$ref": "#/components/schemas/Record"}
     assert inputs["examples"] == [{"inputs": [EXAMPLE_RECORD]}]
     assert schemas["Record"]["additionalProperties"] is False
-    assert set(document["paths"]) == {"/api/v1/health", "/api/v1/model", "/api/v1/predict"}
+    assert set(document["paths"]) == {
+        "/api/v1/health",
+        "/api/v1/model",
+        "/api/v1/predict",
+        "/api/v1/feedback",
+        "/api/v1/predictions/{prediction_id}",
+    }
 
 
 def test_metrics_endpoint_serves_prometheus_text(client: TestClient) -> None:

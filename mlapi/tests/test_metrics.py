@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Scrape
 from fastapi.testclient import TestClient
+from mlapi_support import Scrape
 from prometheus_client import CollectorRegistry, Histogram
 
 from app import metrics
@@ -51,6 +51,7 @@ def test_a_prediction_request_moves_each_model_metric_by_its_exact_amount(
             delta("mlapi_inputs_missing_total", **V, feature=feature, reason="unparseable")
             == unparseable
         )
+    assert delta("mlapi_prediction_log_write_seconds_count") == 1
     assert delta("http_requests_total", **PREDICT_2XX) == 1
     assert (
         delta("http_request_duration_seconds_count", handler="/api/v1/predict", method="POST") == 1
@@ -107,6 +108,25 @@ def test_every_missing_input_series_exists_from_the_start(scrape: Callable[[], S
     series = scrape().series("mlapi_inputs_missing_total")
     assert len(series) == len(FEATURE_COLUMNS) * 2
     assert {s["reason"] for s in series} == {"absent", "unparseable"}
+
+
+def test_accuracy_series_exist_from_the_start_and_the_threshold_is_the_setting(
+    scrape: Callable[[], Scrape],
+) -> None:
+    current = scrape()
+    assert current.series("mlapi_feedback_total") == [V]
+    assert current.series("mlapi_prediction_absolute_error_ratio_count") == [V]
+    assert current.series("mlapi_prediction_squared_error_ratio_count") == [V]
+    rejected = current.series("mlapi_feedback_rejected_total")
+    assert sorted(s["reason"] for s in rejected) == ["duplicate", "unknown"]
+    assert current.series("mlapi_mae_alert_threshold_ratio") == [{}]
+    assert current.value("mlapi_mae_alert_threshold_ratio") == 0.02
+
+
+def test_error_buckets_rise_and_cover_the_holdout_error() -> None:
+    # the packaged model's holdout MAE is 0.010: buckets on both sides of it
+    assert list(metrics.ERROR_BUCKETS) == sorted(set(metrics.ERROR_BUCKETS))
+    assert metrics.ERROR_BUCKETS[0] < 0.01 < metrics.ERROR_BUCKETS[-1]
 
 
 def test_yield_buckets_run_every_0_025_from_0_6_to_1_05() -> None:

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
-from conftest import RunningServer
+from mlapi_support import RunningServer, generated_records
 
 from app.serve import StartupError, prepare_multiproc_dir
+from yield_model.drift import window_drift
+from yield_model.predict import load_model
 from yield_model.schemas import EXAMPLE_RECORD
 
 READY_TIMEOUT_SECONDS = 180
@@ -193,7 +197,9 @@ def test_a_broken_model_stops_the_start_naming_the_cause(
     ("name", "value"),
     [("port", "70000"), ("workers", "0"), ("max_records", "0"), ("log_format", "xml"),
      ("log_level", "loud"), ("multiproc_dir", "relative/dir"), ("max_body_bytes", "10"),
-     ("log_record_values", "maybe")],
+     ("log_record_values", "maybe"), ("prediction_log_path", "relative/predictions.db"),
+     ("prediction_log_sync", "sometimes"), ("drift_min_records", "5000"),
+     ("monitor_interval_seconds", "0"), ("mae_alert_threshold", "0")],
 )  # fmt: skip
 def test_an_invalid_setting_stops_the_start_naming_it(
     run_serve: Callable[..., Any], name: str, value: str
@@ -239,3 +245,198 @@ def test_prepare_multiproc_dir_leaves_foreign_files_alone(tmp_path: Path) -> Non
     with pytest.raises(StartupError, match="subdir"):
         prepare_multiproc_dir(tmp_path)
     assert (tmp_path / "counter_1.db").exists()
+
+
+def test_an_unusable_prediction_log_path_stops_the_start(
+    run_serve: Callable[..., Any], tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = run_serve(prediction_log_path=str(tmp_path / "a-file" / "predictions.db"))
+    assert result.returncode == 1
+    assert "mlapi-serve: cannot start: cannot open the prediction log" in result.stderr
+    assert "MLAPI_PREDICTION_LOG_PATH" in result.stderr
+    assert "Booting worker" not in result.stdout
+
+
+def _wait_for(condition: Callable[[], bool], what: str, server: RunningServer) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not seen:\n{server.output()[-3000:]}"
+        time.sleep(0.5)
+
+
+def _post(server: RunningServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    # A connection of its own, so that the kernel spreads requests over the workers.
+    response = httpx.post(f"{server.url}{path}", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_two_workers_export_drift_and_accuracy_once_from_every_workers_data(
+    start_server: Callable[..., RunningServer],
+) -> None:
+    # Given two workers and a monitoring job every second
+    server = start_server(
+        workers="2",
+        monitor_interval_seconds="1",
+        drift_window="1000",
+        drift_min_records="100",
+        accuracy_window="1000",
+        mae_alert_threshold="0.03",
+    )
+    _wait_for_ready_workers(server, 2)
+    model = load_model()
+    records = generated_records(300, seed=21)
+    # When 300 records are predicted in 30 requests, and 40 of them get their measured yield
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda i: _post(server, "/api/v1/predict", {"inputs": records[i : i + 10]}),
+                range(0, 300, 10),
+            )
+        )
+        predictions = [p for answer in answers for p in answer["predictions"]]
+        actual = {
+            p["prediction_id"]: round(0.85 + 0.003 * i, 4)
+            for i, p in enumerate(predictions[::5][:40])
+        }
+        items = [{"prediction_id": k, "actual_yield": v} for k, v in actual.items()]
+        list(
+            pool.map(
+                lambda i: _post(server, "/api/v1/feedback", {"feedback": items[i : i + 2]}),
+                range(0, 40, 2),
+            )
+        )
+    lines = _log_lines(server)
+    for route in ("/api/v1/predict", "/api/v1/feedback"):
+        assert len({line["pid"] for line in lines if line.get("route") == route}) == 2, route
+    # Then, once the job has run on all of it
+    _wait_for(
+        lambda: (
+            server.scrape().value("mlapi_recent_feedback_records", **V) == 40
+            and server.scrape().value("mlapi_drift_window_records", **V) == 300
+        ),
+        "the monitoring job's numbers",
+        server,
+    )
+    # every drift and accuracy metric is one series, whichever worker answers /metrics,
+    yields = np.array([p["predicted_yield"] for p in predictions])
+    expected_drift = window_drift(model, records, yields)
+    by_id = {p["prediction_id"]: p["predicted_yield"] for p in predictions}
+    errors = np.array([by_id[k] - v for k, v in actual.items()])
+    for _ in range(4):
+        scrape = server.scrape()
+        drift = scrape.series("mlapi_input_drift_psi")
+        assert sorted(s["feature"] for s in drift) == sorted(
+            set(expected_drift) - {"predicted_yield"}
+        )
+        assert {frozenset(s) for s in drift} == {frozenset({"model_version", "feature"})}
+        # computed from both workers' records, exactly as the package computes it
+        for labels in drift:
+            assert scrape.value("mlapi_input_drift_psi", **labels) == pytest.approx(
+                expected_drift[labels["feature"]], rel=1e-9
+            )
+        for name in (
+            "mlapi_predicted_yield_drift_psi",
+            "mlapi_recent_half_mse_ratio",
+            "mlapi_recent_feedback_records",
+            "mlapi_drift_window_records",
+            "mlapi_monitor_last_run_timestamp_seconds",
+        ):
+            assert scrape.series(name) == [V], name
+        assert scrape.series("mlapi_mae_alert_threshold_ratio") == [{}]
+        assert scrape.value("mlapi_mae_alert_threshold_ratio") == 0.03
+        assert scrape.value("mlapi_predicted_yield_drift_psi", **V) == pytest.approx(
+            expected_drift["predicted_yield"], rel=1e-9
+        )
+        assert scrape.value("mlapi_recent_half_mse_ratio", **V) == pytest.approx(
+            float(np.mean(errors**2) / 2), rel=1e-9
+        )
+        # and the feedback both workers received is counted once, summed over them
+        assert scrape.value("mlapi_feedback_total", **V) == 40
+        assert scrape.value("mlapi_prediction_absolute_error_ratio_count", **V) == 40
+        assert scrape.value("mlapi_prediction_absolute_error_ratio_sum", **V) == pytest.approx(
+            float(np.abs(errors).sum()), rel=1e-9
+        )
+        assert scrape.value("mlapi_prediction_squared_error_ratio_sum", **V) == pytest.approx(
+            float((errors**2).sum()), rel=1e-9
+        )
+        assert scrape.value("mlapi_prediction_log_rows", table="predictions") == 300
+    # And one process ran the job
+    (leader,) = {line["pid"] for line in _log_lines(server) if line.get("job") == "monitor"}
+
+    # When that worker dies, another takes the job over: still one series each, same values
+    os.kill(leader, signal.SIGKILL)
+    _wait_for(
+        lambda: (
+            len({line["pid"] for line in _log_lines(server) if line.get("job") == "monitor"}) == 2
+        ),
+        "a new leader",
+        server,
+    )
+    _wait_for(lambda: bool(server.scrape().series("mlapi_drift_window_records")), "drift", server)
+    scrape = server.scrape()
+    assert len(scrape.series("mlapi_input_drift_psi")) == len(expected_drift) - 1
+    assert scrape.series("mlapi_recent_half_mse_ratio") == [V]
+    assert scrape.value("mlapi_input_drift_psi", **V, feature="A6") == pytest.approx(
+        expected_drift["A6"], rel=1e-9
+    )
+    assert scrape.value("mlapi_feedback_total", **V) == 40
+
+
+def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
+    start_server: Callable[..., RunningServer],
+) -> None:
+    # Given a two-worker service under a steady stream of predictions and feedback
+    server = start_server(workers="2")
+    _wait_for_ready_workers(server, 2)
+    acknowledged: dict[str, float] = {}
+    fed_back: dict[str, float] = {}
+    stop = threading.Event()
+
+    def client(seed: int) -> None:
+        record = {**EXAMPLE_RECORD, "sample_id": f"client-{seed}"}
+        while not stop.is_set():
+            try:
+                answer = httpx.post(
+                    f"{server.url}/api/v1/predict", json={"inputs": [record] * 3}, timeout=30
+                )
+                if answer.status_code != 200:
+                    continue
+                predictions = answer.json()["predictions"]
+                acknowledged.update({p["prediction_id"]: p["predicted_yield"] for p in predictions})
+                first = predictions[0]["prediction_id"]
+                feedback = {"feedback": [{"prediction_id": first, "actual_yield": 0.9}]}
+                answer = httpx.post(f"{server.url}/api/v1/feedback", json=feedback, timeout=30)
+                if (
+                    answer.status_code == 200
+                    and answer.json()["results"][0]["status"] == "recorded"
+                ):
+                    fed_back[first] = 0.9
+            except httpx.TransportError:
+                pass  # in flight when the service died: not acknowledged
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    _wait_for(lambda: len(fed_back) >= 60, "60 acknowledged feedbacks", server)
+    # When every process of the service is killed at once, requests in flight
+    victims = [server.process.pid, *server.worker_pids()]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    server.process.wait(timeout=60)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    # And the service is started again on the same prediction log
+    restarted = start_server(workers="1")
+    # Then every acknowledged prediction and feedback is there
+    assert len(acknowledged) >= 180
+    for prediction_id, predicted in acknowledged.items():
+        found = httpx.get(f"{restarted.url}/api/v1/predictions/{prediction_id}", timeout=30)
+        assert found.status_code == 200, prediction_id
+        body = found.json()
+        assert body["predicted_yield"] == predicted
+        if prediction_id in fed_back:
+            assert body["feedback"]["actual_yield"] == fed_back[prediction_id]

@@ -5,7 +5,7 @@ import re
 import shutil
 import stat
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,6 +110,23 @@ def test_api_runs_as_non_root_on_a_read_only_filesystem(
     assert mlapi["read_only"] is True
     # The workers' metric files go to /tmp/mlapi-metrics, the service's default.
     assert "/tmp" in mlapi["tmpfs"]
+
+
+def test_api_keeps_its_prediction_log_on_a_named_volume_its_user_owns(
+    compose: dict[str, Any], root: Path
+) -> None:
+    mlapi = compose["services"]["mlapi"]
+    log_path = PurePosixPath(mlapi["environment"]["MLAPI_PREDICTION_LOG_PATH"])
+    assert mount_target(mlapi, "mlapi-data") == str(log_path.parent)
+    assert "mlapi-data" in compose["volumes"]
+    # The image's default is the same file, so that `docker run` keeps it there too.
+    env = " ".join(dockerfile_instruction(root, "ENV"))
+    assert f"MLAPI_PREDICTION_LOG_PATH={log_path}" in env.split()
+    # A new named volume takes the owner of the image's directory: the service's user.
+    (user,) = dockerfile_instruction(root, "USER")
+    uid, gid = user.split(":")
+    runs = dockerfile_instruction(root, "RUN")
+    assert any(f"install -d -o {uid} -g {gid} -m 0750 {log_path.parent}" in run for run in runs)
 
 
 def test_api_healthcheck_is_the_images(compose: dict[str, Any], root: Path) -> None:

@@ -21,15 +21,37 @@ API = "yield-model-api.json"
 CONTAINERS = "containers.json"
 
 # The API's metrics (mlapi/app/metrics.py), with the series each type exposes.
-API_COUNTERS = {"mlapi_predictions_total", "mlapi_inputs_missing_total", "http_requests_total"}
+API_COUNTERS = {
+    "mlapi_predictions_total",
+    "mlapi_inputs_missing_total",
+    "mlapi_feedback_total",
+    "mlapi_feedback_rejected_total",
+    "http_requests_total",
+}
 API_HISTOGRAMS = {
     "mlapi_model_inference_seconds",
     "mlapi_prediction_records",
     "mlapi_predicted_yield_ratio",
+    "mlapi_prediction_absolute_error_ratio",
+    "mlapi_prediction_log_write_seconds",
     "http_request_duration_seconds",
 }
-API_SUMMARIES = {"http_request_size_bytes", "http_response_size_bytes"}
-API_GAUGES = {"mlapi_model_info"}
+API_SUMMARIES = {
+    "mlapi_prediction_squared_error_ratio",
+    "http_request_size_bytes",
+    "http_response_size_bytes",
+}
+API_GAUGES = {
+    "mlapi_model_info",
+    "mlapi_mae_alert_threshold_ratio",
+    "mlapi_recent_half_mse_ratio",
+    "mlapi_recent_feedback_records",
+    "mlapi_input_drift_psi",
+    "mlapi_predicted_yield_drift_psi",
+    "mlapi_drift_window_records",
+    "mlapi_monitor_last_run_timestamp_seconds",
+    "mlapi_prediction_log_rows",
+}
 API_METRICS = (
     API_COUNTERS
     | API_GAUGES
@@ -302,7 +324,11 @@ def test_api_dashboard_shows_every_model_metric(dashboards: dict[str, dict[str, 
     used = used_metrics(dashboards[API])
     bases = {re.sub(r"_(bucket|sum|count)$", "", name) for name in used}
     shown = {"http_requests_total", "http_request_duration_seconds"}
-    shown |= {m for m in API_COUNTERS | API_HISTOGRAMS | API_GAUGES if m.startswith("mlapi_")}
+    shown |= {
+        m
+        for m in API_COUNTERS | API_HISTOGRAMS | API_SUMMARIES | API_GAUGES
+        if m.startswith("mlapi_")
+    }
     assert shown <= bases, shown - bases
 
 
@@ -406,8 +432,12 @@ def alert_thresholds(root: Path) -> dict[str, set[float]]:
             numbers: set[float] = set()
 
             def visit(node: promql_parser.Expr, numbers: set[float] = numbers) -> None:
-                if isinstance(node, promql_parser.BinaryExpr) and str(node.op) in {">", "<"}:
-                    assert isinstance(node.rhs, promql_parser.NumberLiteral)
+                # A comparison with a series (a threshold the API exports) has no number.
+                if (
+                    isinstance(node, promql_parser.BinaryExpr)
+                    and str(node.op) in {">", "<"}
+                    and isinstance(node.rhs, promql_parser.NumberLiteral)
+                ):
                     numbers.add(node.rhs.val)
 
             promql_parser.walk(promql_parser.parse(rule["expr"]), visit)
@@ -422,6 +452,8 @@ def alert_thresholds(root: Path) -> dict[str, set[float]]:
         ("Error ratio", "MlapiHighErrorRatio"),
         ("Predict latency", "MlapiHighLatencyP95"),
         ("Mean predicted yield", "MlapiPredictedYieldOutOfRange"),
+        ("Input drift (PSI), 15 worst features", "MlapiInputDrift"),
+        ("Input drift over time, 5 worst features", "MlapiInputDrift"),
     ],
 )
 def test_panel_thresholds_are_the_alert_thresholds(

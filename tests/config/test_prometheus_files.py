@@ -7,14 +7,16 @@ from typing import Any
 import pytest
 import yaml
 
-# One alert per failure the issue names: API down, error ratio, p95 latency, no predictions,
-# predicted yield out of its usual range.
+# One alert per failure the issues name: API down, error ratio, p95 latency, no predictions,
+# predicted yield out of its usual range; the model's error from feedback, input drift.
 EXPECTED_ALERTS = {
     "MlapiDown",
     "MlapiHighErrorRatio",
     "MlapiHighLatencyP95",
     "MlapiNoPredictions",
     "MlapiPredictedYieldOutOfRange",
+    "MlapiHighMAE",
+    "MlapiInputDrift",
 }
 
 

@@ -47,6 +47,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "PROMETHEUS_HOST_PORT": str(free_port()),
         # Two workers whatever the machine, so /metrics sums over processes as in production.
         "MLAPI_WORKERS": "2",
+        # The drift and accuracy job every 5 s, and drift from 50 predictions on, so that
+        # their panels have data within the test's time.
+        "MLAPI_MONITOR_INTERVAL_SECONDS": "5",
+        "MLAPI_DRIFT_MIN_RECORDS": "50",
     }
     stack = Stack(
         compose=compose,

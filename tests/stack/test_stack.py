@@ -1,5 +1,6 @@
-"""The stack, for real: predictions through the API, then every query of the "Yield model API"
-dashboard asked of the live Prometheus, each required to return data.
+"""The stack, for real: predictions and their measured yields through the API, then every
+query of the "Yield model API" dashboard asked of the live Prometheus, each required to return
+data; a shifted batch read as drift; the API killed and started again, losing nothing.
 
 The queries are read from the dashboard file, so a panel added there is tested here.
 """
@@ -9,26 +10,36 @@ import io
 import json
 import math
 import re
+import shlex
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 import yaml
-from compose_stack import Stack
+from compose_stack import Stack, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DASHBOARD = ROOT / "grafana" / "dashboards" / "yield-model-api.json"
 DATA_WITHIN_S = 300
 RECORDS = 60
+# The shifted batch fills the drift window (MLAPI_DRIFT_WINDOW, 1000 by default) by itself.
+SHIFTED_RECORDS = 1000
+# Engineered features the generator's shifted variant moves (yield_model.datasets), and
+# total_hours, the sum of every step's duration, B4's among them.
+SHIFTED = {"A6", "B14", "B4_duration"}
+DERIVED = {"total_hours"}
 # The one series a working API cannot make non-zero on purpose: server errors.
 MAY_BE_ZERO = {"server errors (5xx)", "5xx ratio"}
 # Predicted yields are recorded in a histogram spanning 0.6-1.05; the usual range is 0.87-1.0
 # (the alert MlapiPredictedYieldOutOfRange fires when the mean leaves it).
 YIELD_SPAN = (0.6, 1.05)
 USUAL_MEAN = (0.87, 1.0)
+# The drift thresholds the README documents (yield_model.drift): watch, act.
+PSI_WATCH, PSI_ACT = 0.1, 0.25
 
 
 def version_of(path: str) -> str:
@@ -67,22 +78,50 @@ def has_data(result: list[dict[str, Any]], may_be_zero: bool) -> bool:
     return bool(finite) and (may_be_zero or any(value > 0 for value in finite))
 
 
-@pytest.fixture(scope="module")
-def records(stack: Stack) -> list[dict[str, str | None]]:
-    """Records in the published files' format, written by the data generator inside the image."""
+class Batch(NamedTuple):
+    """Generated records as the published files have them, and their true yields by sample id."""
+
+    records: list[dict[str, str | None]]
+    yields: dict[str, float]
+
+
+def generated_batch(stack: Stack, rows: int, seed: int, *, shifted: bool = False) -> Batch:
+    """A test file and its answers, written by the data generator inside the image."""
     container = stack.container("mlapi")
-    generated = container.exec_run(
-        [
-            "python", "-m", "yield_model.datasets", "test",
-            "--out", "/tmp/stack-test.csv", "--answers", "/tmp/stack-answers.csv",
-            "--rows", str(RECORDS), "--encoding", "utf-8",
-        ]
-    )  # fmt: skip
+    data, answers = f"/tmp/stack-{seed}.csv", f"/tmp/stack-{seed}-answers.csv"
+    command = [
+        "python", "-m", "yield_model.datasets", "test", "--out", data, "--answers", answers,
+        "--rows", str(rows), "--seed", str(seed), "--encoding", "utf-8",
+    ]  # fmt: skip
+    generated = container.exec_run([*command, *(["--shifted"] if shifted else [])])
     assert generated.exit_code == 0, generated.output.decode(errors="replace")
-    read = container.exec_run(["cat", "/tmp/stack-test.csv"])
-    assert read.exit_code == 0
-    rows = csv.DictReader(io.StringIO(read.output.decode("utf-8")))
-    return [{key: value or None for key, value in row.items()} for row in rows]
+    texts = []
+    for path in (data, answers):
+        read = container.exec_run(["cat", path])
+        assert read.exit_code == 0
+        texts.append(read.output.decode("utf-8"))
+    rows_read = csv.DictReader(io.StringIO(texts[0]))
+    records = [{key: value or None for key, value in row.items()} for row in rows_read]
+    yields = {sample: float(y) for sample, y in csv.reader(io.StringIO(texts[1]))}
+    return Batch(records, yields)
+
+
+@pytest.fixture(scope="module")
+def batch(stack: Stack) -> Batch:
+    """RECORDS records of the generator's test file (seed 1), with their true yields."""
+    return generated_batch(stack, RECORDS, seed=1)
+
+
+@pytest.fixture(scope="module")
+def records(batch: Batch) -> list[dict[str, str | None]]:
+    """The batch's records."""
+    return batch.records
+
+
+@pytest.fixture(scope="module")
+def recorded_errors() -> list[float]:
+    """|predicted - true yield| of every feedback the API recorded in this module."""
+    return []
 
 
 def predict(stack: Stack, inputs: list[dict[str, Any]]) -> httpx.Response:
@@ -129,37 +168,145 @@ def test_prometheus_runs_every_alert_rule(stack: Stack) -> None:
     assert {rule["health"] for rule in loaded} == {"ok"}
 
 
-def send_traffic(stack: Stack, records: list[dict[str, str | None]]) -> None:
-    """Predictions of several sizes, one unreadable value and one invalid request."""
-    for size in (1, 7, 20):
-        assert predict(stack, records[:size]).status_code == 200
-    unreadable = {**records[0], "A5": "after lunch"}
-    answer = predict(stack, [unreadable])
+def feedback(stack: Stack, items: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    body = {"feedback": [{"prediction_id": i, "actual_yield": y} for i, y in items]}
+    answer = httpx.post(f"{stack.api_url}/api/v1/feedback", json=body, timeout=60)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["predictions"][0]["warnings"]
+    results: list[dict[str, Any]] = answer.json()["results"]
+    return results
+
+
+def send_traffic(stack: Stack, batch: Batch, recorded_errors: list[float]) -> None:
+    """Predictions of several sizes, one unreadable value and one invalid request; then the
+    true yields of the largest, one id the API never gave and one second value."""
+    for size in (1, 7, 20):
+        answer = predict(stack, batch.records[:size])
+        assert answer.status_code == 200
+    unreadable = {**batch.records[0], "A5": "after lunch"}
+    unread = predict(stack, [unreadable])
+    assert unread.status_code == 200, unread.text
+    assert unread.json()["predictions"][0]["warnings"]
     assert predict(stack, [{"A1": "three hundred"}]).status_code < 500
+    predictions = answer.json()["predictions"]
+    items = [(p["prediction_id"], batch.yields[p["sample_id"]]) for p in predictions]
+    results = feedback(stack, [*items, (str(uuid.uuid4()), 0.9), (items[0][0], 0.5)])
+    assert [r["status"] for r in results] == ["recorded"] * 20 + ["unknown", "duplicate"]
+    recorded_errors.extend(
+        abs(p["predicted_yield"] - y) for p, (_, y) in zip(predictions, items, strict=True)
+    )
+
+
+def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
+    """An instant query's result."""
+    answer = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": expr})
+    assert answer.status_code == 200, f"{expr}: {answer.text}"
+    result: list[dict[str, Any]] = answer.json()["data"]["result"]
+    return result
 
 
 def test_every_api_dashboard_query_returns_data(
-    stack: Stack, records: list[dict[str, str | None]]
+    stack: Stack, batch: Batch, recorded_errors: list[float]
 ) -> None:
     queries = list(dashboard_queries())
     assert len(queries) >= 20
     empty: list[str] = []
     deadline = time.monotonic() + DATA_WITHIN_S
     while time.monotonic() < deadline:
-        send_traffic(stack, records)
+        send_traffic(stack, batch, recorded_errors)
         # Rates need two scrapes that saw the traffic; keep sending until every panel has it.
         time.sleep(5)
-        empty = []
-        for where, legend, expr in queries:
-            answer = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": expr})
-            assert answer.status_code == 200, f"{where}: {answer.text}"
-            if not has_data(answer.json()["data"]["result"], legend in MAY_BE_ZERO):
-                empty.append(where)
+        empty = [
+            where
+            for where, legend, expr in queries
+            if not has_data(query(stack, expr), legend in MAY_BE_ZERO)
+        ]
         if not empty:
             break
     assert not empty, f"no data after {DATA_WITHIN_S}s for: {empty}"
+
+
+def test_the_error_panel_shows_the_mae_of_the_feedback_sent(
+    stack: Stack, recorded_errors: list[float]
+) -> None:
+    # Given every feedback sent so far, once Prometheus has scraped all of it
+    assert recorded_errors
+    deadline = time.monotonic() + DATA_WITHIN_S
+    while time.monotonic() < deadline:
+        counted = query(stack, 'sum(mlapi_feedback_total{job="mlapi"})')
+        if counted and float(counted[0]["value"][1]) == len(recorded_errors):
+            break
+        time.sleep(2)
+    # When the panel's MAE query is asked
+    (mae,) = [expr for _, legend, expr in dashboard_queries() if legend.startswith("MAE,")]
+    (series,) = query(stack, mae)
+    # Then it is the mean absolute error of those predictions
+    assert series["metric"] == {"model_version": MODEL_VERSION}
+    assert float(series["value"][1]) == pytest.approx(
+        sum(recorded_errors) / len(recorded_errors), rel=1e-9
+    )
+
+
+def test_a_shifted_batch_drifts_the_shifted_features_only(stack: Stack) -> None:
+    # Given a batch of the generator's shifted variant that fills the drift window
+    shifted = generated_batch(stack, SHIFTED_RECORDS, seed=7, shifted=True)
+    assert predict(stack, shifted.records).status_code == 200
+    sent = time.time()
+    # When the API's drift job has run since, and Prometheus has scraped what it found
+    # (the job's gauges and its finishing time come in one scrape)
+    last_run = f'mlapi_monitor_last_run_timestamp_seconds{{model_version="{MODEL_VERSION}"}}'
+    deadline = time.monotonic() + DATA_WITHIN_S
+    while not any(float(s["value"][1]) > sent for s in query(stack, last_run)):
+        assert time.monotonic() < deadline, "the drift job did not run after the batch"
+        time.sleep(2)
+    found = query(stack, f'mlapi_input_drift_psi{{model_version="{MODEL_VERSION}"}}')
+    psi = {s["metric"]["feature"]: float(s["value"][1]) for s in found}
+    # Then the shifted features are past the act threshold, and no other feature moved
+    assert all(psi[name] > PSI_ACT for name in SHIFTED), {n: psi.get(n) for n in SHIFTED}
+    others = {name: value for name, value in psi.items() if name not in SHIFTED | DERIVED}
+    assert len(others) > 50
+    assert max(others.values()) < PSI_WATCH, sorted(others.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_nothing_acknowledged_is_lost_when_the_api_is_killed(stack: Stack, batch: Batch) -> None:
+    # Given predictions and feedback the API acknowledged
+    answer = predict(stack, batch.records[:10])
+    assert answer.status_code == 200
+    predictions = answer.json()["predictions"]
+    items = [(p["prediction_id"], batch.yields[p["sample_id"]]) for p in predictions[:4]]
+    assert {r["status"] for r in feedback(stack, items)} == {"recorded"}
+    # When the container is killed (SIGKILL) and started again
+    killed = stack.run("kill", "mlapi")
+    assert killed.returncode == 0, killed.stderr
+    started = stack.run("start", "mlapi")
+    assert started.returncode == 0, started.stderr
+    wait_healthy(stack, "mlapi")
+    # Then every prediction is still there, with its feedback
+    fed_back = dict(items)
+    for prediction in predictions:
+        prediction_id = prediction["prediction_id"]
+        found = httpx.get(f"{stack.api_url}/api/v1/predictions/{prediction_id}", timeout=30)
+        assert found.status_code == 200, found.text
+        body = found.json()
+        assert body["predicted_yield"] == prediction["predicted_yield"]
+        expected = fed_back.get(prediction_id)
+        assert (body["feedback"] or {}).get("actual_yield") == expected
+
+
+def test_the_readme_way_to_copy_the_log_out_works(stack: Stack) -> None:
+    # The command mlapi/README.md gives, run in the service's container as it runs
+    readme = (ROOT / "mlapi" / "README.md").read_text(encoding="utf-8")
+    (line,) = [ln for ln in readme.splitlines() if ln.startswith("docker compose exec mlapi ")]
+    command = shlex.split(line)[len(["docker", "compose", "exec", "mlapi"]) :]
+    container = stack.container("mlapi")
+    copied = container.exec_run(command)
+    assert copied.exit_code == 0, copied.output.decode(errors="replace")
+    count = (
+        "import sqlite3; db = sqlite3.connect('/tmp/predictions.db');"
+        " print(db.execute('SELECT count(*) FROM predictions').fetchone()[0])"
+    )
+    counted = container.exec_run(["python", "-c", count])
+    assert counted.exit_code == 0, counted.output.decode(errors="replace")
+    assert int(counted.output) >= SHIFTED_RECORDS
 
 
 def test_model_version_variable_lists_the_served_model(stack: Stack) -> None:

@@ -1,0 +1,41 @@
+"""The feedback request body: JSON bytes to (prediction id, measured yield) pairs, or why not."""
+
+from uuid import UUID
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from app.errors import MAX_LISTED_ERRORS, ApiError
+from app.schemas import ErrorItem, FeedbackRequest
+
+
+def _item(error: ErrorDetails) -> ErrorItem:
+    loc = error["loc"]
+    # ("feedback", 3, "actual_yield"): item 3 of the list, its field actual_yield
+    index = loc[1] if len(loc) > 1 and loc[0] == "feedback" and isinstance(loc[1], int) else None
+    field = ".".join(str(part) for part in (loc[2:] if index is not None else loc)) or None
+    message = "unknown field" if error["type"] == "extra_forbidden" else str(error["msg"])
+    return ErrorItem(index=index, field=field, message=message)
+
+
+def parse_feedback(body: bytes, max_items: int) -> list[tuple[UUID, float]]:
+    """The items of a ``{"feedback": [{"prediction_id", "actual_yield"}, ...]}`` body."""
+    try:
+        request = FeedbackRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if any(error["type"] == "json_invalid" for error in errors):
+            message = f"the request body is not valid JSON: {errors[0]['msg']}"
+            raise ApiError(400, "malformed_json", message) from None
+        items = [_item(error) for error in errors]
+        message = f"{len(items)} invalid feedback value(s)"
+        if len(items) > MAX_LISTED_ERRORS:
+            message += f"; the first {MAX_LISTED_ERRORS} are listed"
+        raise ApiError(422, "invalid_input", message, items[:MAX_LISTED_ERRORS]) from None
+    if len(request.feedback) > max_items:
+        raise ApiError(
+            413,
+            "too_many_records",
+            f"{len(request.feedback)} feedback items sent; at most {max_items} are accepted",
+        )
+    return [(item.prediction_id, item.actual_yield) for item in request.feedback]
