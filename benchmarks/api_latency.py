@@ -46,6 +46,8 @@ from yield_model.schemas import validate_records
 HERE = Path(__file__).resolve().parent
 SINGLE_TARGET = 1.5  # single-record p50 at most 1.5x (in-process floor + bare round trip)
 BATCH_TARGET = 0.8  # batch throughput at least 0.8x in-process
+#: This benchmark rewrites only its own section of the README; peers/run.py writes another.
+MARK_START, MARK_END = "<!-- api-latency:start -->", "<!-- api-latency:end -->"
 
 
 @dataclass
@@ -205,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             "MLAPI_PORT": str(api_port),
             "MLAPI_WORKERS": "1",
             "MLAPI_MULTIPROC_DIR": str(work / "metrics"),
+            # A fresh prediction log per run, not the user's own.
+            "MLAPI_PREDICTION_LOG_PATH": str(work / "predictions.db"),
         },
         api_log,
     )
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = (_steps(single), _steps(records))
     context = Context(load_before, load_after, *samples.batch_bytes)
     report = _report(args, samples, server, steps, context)
-    args.readme.write_text(report, encoding="utf-8")
+    write_section(args.readme, report)
     print(report)
     return 0
 
@@ -370,7 +374,8 @@ def _report(
         return "met" if ok else "**not met**"
 
     lines = [
-        "# Benchmarks",
+        MARK_START,
+        "## The API against the in-process floor (issue 3)",
         "",
         "`api_latency.py` measures the prediction API against the same work done in-process by",
         "`yield_model.predict.make_prediction` (the floor) and against a bare uvicorn round trip",
@@ -384,7 +389,7 @@ def _report(
         "",
         "    python benchmarks/api_latency.py",
         "",
-        f"## Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"### Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; load average {context.load_before:.1f} at the start, "
@@ -415,7 +420,7 @@ def _report(
         "right before or after it, so both saw the same load), median over pairs: single",
         f"{single_paired:.2f}, batch throughput {batch_paired:.2f}.",
         "",
-        "## Where the time goes",
+        "### Where the time goes",
         "",
         "Means over the same requests (means add up; medians do not): the client's time, what",
         "the server logged for each (middleware to last byte), the model time the server",
@@ -446,8 +451,19 @@ def _report(
     ]
     for name, seconds in steps_single.items():
         lines.append(f"| {name} | {_ms(seconds)} | {_ms(steps_batch[name])} |")
-    lines.append("")
+    lines += ["", MARK_END]
     return "\n".join(lines)
+
+
+def write_section(readme: Path, section: str) -> None:
+    """Replace this benchmark's section of the README (or append it), keeping the others."""
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else "# Benchmarks\n"
+    if MARK_START in text and MARK_END in text:
+        head, rest = text.split(MARK_START, 1)
+        text = head + section + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    readme.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Prediction: validated records in, one yield per record and its warnings out."""
 
 import functools
+import logging
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +16,12 @@ from yield_model.card import ModelCard
 from yield_model.columns import FEATURE_COLUMNS
 from yield_model.config import MODEL_NAME
 from yield_model.errors import InvalidInputError, ModelLoadError, Problem
+from yield_model.features import FloatArray, ParseReport
 from yield_model.persistence import default_model_path, load_pipeline
-from yield_model.schemas import Record, validate_records
+from yield_model.pipeline import compile_pipeline
+from yield_model.schemas import EXAMPLE_RECORD, Record, validate_records
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,24 @@ def records_to_frame(records: Sequence[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(FEATURE_COLUMNS), dtype=object)
 
 
+_FEATURES = operator.itemgetter(*FEATURE_COLUMNS)
+#: A record with repairs, an invalid value and Excel dates, for the compiled pipeline's check.
+_QUIRKY_RECORD: dict[str, Any] = {
+    **EXAMPLE_RECORD,
+    "A5": "1900/1/9 7:00",
+    "A20": "6:00-6:30分",
+    "A25": "1900/3/10 0:00",
+    "B4": "nonsense",
+    "B9": "23:00-0:30",
+    "B14": None,
+}
+
+
+def _columns(records: Sequence[Record]) -> list[tuple[Any, ...]]:
+    """The records' raw feature cells, column by column, in the published order."""
+    return list(zip(*map(_FEATURES, map(vars, records)), strict=True))
+
+
 def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     cells = frame.astype(object).where(frame.notna(), None)
     return [{str(k): v for k, v in row.items()} for row in cells.to_dict("records")]
@@ -50,6 +74,34 @@ class TrainedModel:
         self.version = card.version
         self._parser = pipeline[0]
         self._rest = pipeline[1:]
+        self._compiled = compile_pipeline(pipeline)
+        if self._compiled is not None and not self._compiled_agrees():
+            logger.warning("the compiled pipeline disagrees with scikit-learn; not used")
+            self._compiled = None
+
+    def _predict_with_pipeline(self, records: Sequence[Record]) -> tuple[FloatArray, ParseReport]:
+        frame = records_to_frame(records)
+        # Parsing once, outside the pipeline, yields both the features and the warnings.
+        parsed, report = self._parser.transform_with_report(frame)
+        features = pd.DataFrame(parsed, columns=self._parser.get_feature_names_out())
+        return np.asarray(self._rest.predict(features), dtype=np.float64), report
+
+    def _compiled_agrees(self) -> bool:
+        """Whether the compiled pipeline predicts what scikit-learn does on sample records.
+
+        A model file from another scikit-learn release, or fitted differently, must not be
+        served by a shortcut that does not match it; the tests hold this on whole files.
+        """
+        if list(getattr(self._parser, "feature_names_in_", ())) != list(FEATURE_COLUMNS):
+            return False
+        records = validate_records([EXAMPLE_RECORD, {}, _QUIRKY_RECORD])
+        try:
+            parsed, _ = self._parser.parse_columns(_columns(records), len(records))
+            fast = self._compiled.predict(parsed) if self._compiled is not None else None
+        except Exception:  # any failure of the shortcut means: do not use it
+            return False
+        expected, _ = self._predict_with_pipeline(records)
+        return fast is not None and np.array_equal(fast, expected)
 
     def predict(
         self, records: Sequence[Record | Mapping[str, Any]] | pd.DataFrame
@@ -64,14 +116,14 @@ class TrainedModel:
         if not rows:
             raise InvalidInputError([Problem("at least one record is required")])
         validated = validate_records(rows)
-        frame = records_to_frame(validated)
-        # Parsing once, outside the pipeline, yields both the features and the warnings.
-        parsed, report = self._parser.transform_with_report(frame)
-        features = pd.DataFrame(parsed, columns=self._parser.get_feature_names_out())
-        predictions = np.asarray(self._rest.predict(features), dtype=np.float64)
+        if self._compiled is not None:
+            parsed, report = self._parser.parse_columns(_columns(validated), len(validated))
+            predictions = self._compiled.predict(parsed)
+        else:
+            predictions, report = self._predict_with_pipeline(validated)
         return PredictionResult(
             model_version=self.version,
-            predictions=[float(p) for p in predictions],
+            predictions=predictions.tolist(),
             warnings=report.warnings,
             absent=report.absent,
             unparseable=report.unparseable,

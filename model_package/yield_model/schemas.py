@@ -6,7 +6,7 @@ The API reuses these models, so a record is described once for HTTP and for Pyth
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import numpy as np
 from pydantic import (
@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
 )
 
+from yield_model.columns import TIME_COLUMNS
 from yield_model.errors import InvalidInputError, Problem
 from yield_model.parsing import FLOAT32_MAX, is_excel_date
 
@@ -163,6 +164,161 @@ class Record(BaseModel):
 
 _RECORDS = TypeAdapter(list[Record])
 
+_NUMBER, _TIME, _ID = 0, 1, 2
+#: Each key a record may use (field names and aliases): its field and kind of value.
+_KEYS: dict[str, tuple[str, int]] = {
+    key: (name, _TIME if name in TIME_COLUMNS else _ID if name == "sample_id" else _NUMBER)
+    for name, info in Record.model_fields.items()
+    for key in (name, *(info.validation_alias.choices if info.validation_alias else ()))  # type: ignore[union-attr]
+}
+_EMPTY_RECORD: dict[str, Any] = dict.fromkeys(Record.model_fields)
+_new_record = Record.__new__
+_set = object.__setattr__
+
+
+_UNUSUAL: Any = object()
+
+
+def _plain_number(value: object) -> Any:
+    """What ``_numeric`` returns for a str, int or float; ``_UNUSUAL`` for anything else."""
+    kind = type(value)
+    if kind is str:
+        text = value.strip()  # type: ignore[attr-defined]
+        if not text:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            # Not a number: an Excel date artefact, kept for the parser, or an error.
+            return text if is_excel_date(text) else _UNUSUAL
+    elif kind is float:
+        number = value  # type: ignore[assignment]
+    elif kind is int:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            return _UNUSUAL
+    else:
+        return _UNUSUAL
+    if math.isnan(number):
+        return None  # NaN, as pandas writes a blank cell
+    return number if -FLOAT32_MAX <= number <= FLOAT32_MAX else _UNUSUAL
+
+
+def _plain_value(kind: int, value: object) -> Any:
+    if value is None:
+        return None
+    if kind == _NUMBER:
+        return _plain_number(value)
+    if type(value) is str:
+        return value if kind == _ID or value.strip() else None
+    if kind == _ID and type(value) is int:
+        return str(value)
+    return _UNUSUAL
+
+
+def _fast_fields(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields of a record whose values are all of the plain kinds JSON gives, or None.
+
+    Exactly what the validators above return for such values, without pydantic's per-field
+    calls (~40 µs a record). None sends the record through pydantic, which accepts the
+    unusual values (numpy scalars, NaN in a time field) and words every error.
+    """
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = _KEYS.get(key)
+        if spec is None or spec[0] in fields:  # unknown, or a field under both its names
+            return None
+        plain = _plain_value(spec[1], value)
+        if plain is _UNUSUAL:
+            return None
+        fields[spec[0]] = plain
+    return fields
+
+
+def _construct(fields: dict[str, Any]) -> Record:
+    # What Record.model_construct does (~45 µs), for values already validated (~2 µs).
+    record = _new_record(Record)
+    values = _EMPTY_RECORD.copy()
+    values.update(fields)
+    _set(record, "__dict__", values)
+    _set(record, "__pydantic_fields_set__", set(fields))
+    _set(record, "__pydantic_extra__", None)
+    _set(record, "__pydantic_private__", None)
+    return record
+
+
+_TABLE_FROM: Final = 8
+_STR_AND_NONE: Final = frozenset({str, type(None)})
+
+
+def _plain_column(kind: int, column: Sequence[Any]) -> list[Any] | None:
+    """``_plain_value`` of every cell of one field, vectorised for the usual cases."""
+    kinds = set(map(type, column))
+    if kinds <= _STR_AND_NONE:
+        if kind == _ID:
+            return list(column)
+        if kind == _TIME:
+            texts = column if type(None) not in kinds else [v for v in column if v is not None]
+            if all(map(str.strip, texts)):
+                return list(column)
+        else:
+            # A column holds few distinct values: each is read once. float() strips the same
+            # whitespace as str.strip(); blanks, Excel dates and errors go cell by cell below.
+            try:
+                table = {v: None if v is None else float(v) for v in set(column)}
+            except ValueError:
+                table = {}
+            if table and all(v is None or -FLOAT32_MAX <= v <= FLOAT32_MAX for v in table.values()):
+                return list(map(table.__getitem__, column))
+    plain = [_plain_value(kind, value) for value in column]
+    return None if any(value is _UNUSUAL for value in plain) else plain
+
+
+def _fast_table(records: Sequence[dict[str, Any]]) -> list[Record] | None:
+    """Records that all send the same keys, validated field by field rather than record by
+    record: a few C-level passes per field instead of a Python call per value."""
+    keys = tuple(records[0])
+    specs = [_KEYS.get(key) for key in keys]
+    names = [spec[0] for spec in specs if spec is not None]
+    if len(names) != len(keys) or len(set(names)) != len(names):
+        return None  # unknown keys, or a field under both its names: pydantic words it
+    n = len(records)
+    columns: dict[str, list[Any] | tuple[Any, ...]] = dict.fromkeys(_EMPTY_RECORD, (None,) * n)
+    for key, name, spec in zip(keys, names, specs, strict=True):
+        plain = _plain_column(spec[1], [r[key] for r in records])  # type: ignore[index]
+        if plain is None:
+            return None
+        columns[name] = plain
+    provided = set(names)
+    fields = tuple(columns)
+    out: list[Record] = []
+    for row in zip(*columns.values(), strict=True):
+        record = _new_record(Record)
+        _set(record, "__dict__", dict(zip(fields, row, strict=True)))
+        _set(record, "__pydantic_fields_set__", provided.copy())
+        _set(record, "__pydantic_extra__", None)
+        _set(record, "__pydantic_private__", None)
+        out.append(record)
+    return out
+
+
+def _fast_records(records: Sequence[Record | Mapping[str, Any]]) -> list[Record] | None:
+    """The records validated without pydantic when every value is of a plain kind, or None."""
+    if not all(type(r) is dict for r in records):
+        return None
+    rows: Sequence[dict[str, Any]] = records  # type: ignore[assignment]
+    # Field by field pays off from a few records on; one record goes faster cell by cell.
+    if len(rows) >= _TABLE_FROM and all(r.keys() == rows[0].keys() for r in rows):
+        return _fast_table(rows)
+    out: list[Record] = []
+    for r in rows:
+        fields = _fast_fields(r)
+        if fields is None:
+            return None
+        out.append(_construct(fields))
+    return out
+
 
 def _problem(error: Mapping[str, Any]) -> Problem:
     loc = list(error["loc"])
@@ -180,6 +336,9 @@ def validate_records(records: Sequence[Record | Mapping[str, Any]]) -> list[Reco
     """Validate raw records, collecting every problem with its record index and field."""
     if all(isinstance(r, Record) for r in records):
         return list(records)  # type: ignore[arg-type]
+    fast = _fast_records(records)
+    if fast is not None:
+        return fast
     raw = [r.model_dump() if isinstance(r, Record) else r for r in records]
     try:
         return _RECORDS.validate_python(raw)

@@ -1,0 +1,308 @@
+"""The request path's shortcuts give exactly what scikit-learn and pydantic give.
+
+Prediction skips the pipeline's frames and checks (``CompiledPipeline``), walks the trees as
+arrays, and validates plain JSON values without pydantic's per-field calls. None of that may
+change a prediction by a single bit, a warning, a count or an error.
+"""
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import GradientBoostingRegressor
+
+from yield_model.columns import FEATURE_COLUMNS, NUMERIC_COLUMNS, TIME_COLUMNS
+from yield_model.config import TrainingConfig
+from yield_model.data import load_dataset
+from yield_model.datasets import QUIRKS
+from yield_model.errors import InvalidInputError
+from yield_model.features import StepDurations
+from yield_model.pipeline import CompiledPipeline, compile_pipeline
+from yield_model.predict import TrainedModel, records_to_frame
+from yield_model.schemas import (
+    _RECORDS,
+    EXAMPLE_RECORD,
+    Record,
+    _fast_records,
+    _problem,
+    validate_records,
+)
+from yield_model.train import train
+
+
+def _file_records(path: Path) -> list[dict[str, Any]]:
+    """Rows as text, blanks as null: how the published files reach the API."""
+    frame = pd.read_csv(path, dtype=str, encoding="gb18030", keep_default_na=False)
+    return [
+        {k: (v if v != "" else None) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _bits(values: Any) -> list[int]:
+    return np.asarray(values, dtype=np.float64).view(np.int64).tolist()  # type: ignore[no-any-return]
+
+
+def _assert_same_as_pipeline(model: TrainedModel, records: list[dict[str, Any]]) -> None:
+    result = model.predict(records)
+    validated = validate_records(records)
+    expected = model.pipeline.predict(records_to_frame(validated))
+    assert _bits(result.predictions) == _bits(expected)
+    _, report = model.pipeline[0].transform_with_report(records_to_frame(validated))
+    assert result.warnings == report.warnings
+    assert result.absent == report.absent
+    assert result.unparseable == report.unparseable
+
+
+# ---------------------------------------------------------------------------- predictions
+
+
+def test_the_trained_gbr_pipeline_is_compiled(trained_model: TrainedModel) -> None:
+    assert isinstance(trained_model._compiled, CompiledPipeline)
+
+
+@pytest.mark.parametrize("which", ["train", "test"])
+def test_predictions_equal_the_pipeline_bit_for_bit_on_whole_files(
+    trained_model: TrainedModel, train_csv: Path, test_csv: tuple[Path, Path], which: str
+) -> None:
+    # Every quirk of the published files is in these rows; the batch is predicted by
+    # scikit-learn's own tree loop, single rows by the array walk.
+    records = _file_records(train_csv if which == "train" else test_csv[0])
+    _assert_same_as_pipeline(trained_model, records)
+    for record in records[:40]:
+        _assert_same_as_pipeline(trained_model, [record])
+
+
+_QUIRK_VALUES: dict[str, list[str]] = {}
+for _column, _raw in QUIRKS:
+    _QUIRK_VALUES.setdefault(_column, []).append(_raw)
+
+
+def _random_records(rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
+    """Records of every kind of value the schema accepts, in random mixtures."""
+    times = ["13:30:00", "0:00:00", "24:00", "21:00-21:30", "23:00-0:30", "18:30-15:00", "  "]
+    records = []
+    for _ in range(n):
+        record: dict[str, Any] = {}
+        for column in FEATURE_COLUMNS:
+            draw = rng.random()
+            if draw < 0.15:
+                continue  # not sent
+            if draw < 0.25:
+                record[column] = None
+            elif column in TIME_COLUMNS:
+                pool = times + _QUIRK_VALUES.get(column, [])
+                record[column] = str(pool[rng.integers(len(pool))])
+            elif draw < 0.45:
+                record[column] = float(rng.normal(100, 80))
+            elif draw < 0.55:
+                record[column] = int(rng.integers(-5, 1200))
+            elif draw < 0.6:
+                record[column] = rng.choice(["nan", " ", "-0", "1e3", "\x1c7.5 ", "1900/3/10 0:00"])
+            else:
+                record[column] = f"{rng.normal(300, 200):.3f}"
+        records.append(record)
+    return records
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 63, 64, 65, 300])
+def test_predictions_equal_the_pipeline_on_random_records(
+    trained_model: TrainedModel, n: int
+) -> None:
+    # 64 rows is where the array walk hands over to scikit-learn's loop.
+    rng = np.random.default_rng(n)
+    _assert_same_as_pipeline(trained_model, _random_records(rng, n))
+
+
+def test_tree_walk_equals_scikit_learn_at_the_thresholds(trained_model: TrainedModel) -> None:
+    # Values exactly at a threshold, and one float32 step either side: where a walk that
+    # compares in the wrong precision would go the other way.
+    assert trained_model._compiled is not None
+    trees = trained_model._compiled.trees
+    regressor: GradientBoostingRegressor = trained_model.pipeline[-1][-1]
+    rng = np.random.default_rng(7)
+    internal = trees.children[2 * np.arange(len(trees.feature))] != np.arange(len(trees.feature))
+    thresholds = trees.threshold[internal].astype(np.float32)
+    for rows in (1, 5, 64):
+        X = rng.choice(thresholds, size=(rows, trees.n_features)).astype(np.float32)
+        X += rng.choice([-1, 0, 1], size=X.shape) * np.spacing(X)
+        expected = regressor._raw_predict(X)[:, 0]
+        assert _bits(trees.predict(np.ascontiguousarray(X))) == _bits(expected)
+
+
+def test_durations_equal_the_step_by_step_definition() -> None:
+    # The definition, stamp after stamp; the transformer computes all stamps at once.
+    def step_by_step(plan: list[tuple[str, int, int | None]], X: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        n_rows = X.shape[0]
+        gaps = np.full((n_rows, max(len(plan) - 1, 0)), np.nan)
+        total = np.zeros(n_rows)
+        first_start = np.full(n_rows, np.nan)
+        last_end = np.full(n_rows, np.nan)
+        for k, (_, start_col, duration_col) in enumerate(plan):
+            start = X[:, start_col]
+            duration = X[:, duration_col] if duration_col is not None else np.zeros(n_rows)
+            if k:
+                gaps[:, k - 1] = np.mod(start - last_end, 24.0)
+            known = ~np.isnan(start)
+            step = np.where(known, np.nan_to_num(gaps[:, k - 1]) if k else 0.0, 0.0)
+            total += step + np.where(known, np.nan_to_num(duration), 0.0)
+            first_start = np.where(np.isnan(first_start) & known, start, first_start)
+            end = np.mod(start + np.nan_to_num(duration), 24.0)
+            last_end = np.where(known, end, last_end)
+        total[np.isnan(first_start)] = np.nan
+        return np.hstack([X, gaps, total[:, None]])
+
+    rng = np.random.default_rng(3)
+    with np.errstate(all="ignore"):
+        for _ in range(200):
+            names: list[str] = []
+            stamps = [f"s{k}" for k in range(rng.integers(0, 9))]
+            for stamp in stamps:
+                names += [f"{stamp}_start", f"{stamp}_duration"] if rng.random() < 0.5 else [stamp]
+            names.append("other")
+            X = rng.uniform(-30, 30, (rng.integers(1, 40), len(names)))
+            for value, share in ((np.nan, 0.4), (np.inf, 0.03), (-np.inf, 0.03), (-0.0, 0.05)):
+                X[rng.random(X.shape) < share] = value
+            durations = StepDurations(stamps=stamps).fit(
+                pd.DataFrame(np.zeros_like(X), columns=names)
+            )
+            expected = step_by_step(durations.plan_, X)
+            got = durations.add_durations(X)
+            assert got.shape == expected.shape
+            assert _bits(got.ravel()) == _bits(expected.ravel())
+
+
+def test_other_regressors_predict_through_scikit_learn(train_csv: Path) -> None:
+    pipeline, card = train(load_dataset(train_csv), TrainingConfig(regressor="ridge"))
+    assert compile_pipeline(pipeline) is None
+    model = TrainedModel(pipeline, card)
+    records = _file_records(train_csv)[:50]
+    _assert_same_as_pipeline(model, records)
+
+
+def test_a_compiled_pipeline_that_disagrees_is_not_used(
+    trained_model: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    honest = CompiledPipeline.predict
+
+    def off_by_a_bit(self: CompiledPipeline, parsed: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        return np.nextafter(honest(self, parsed), 2.0)
+
+    monkeypatch.setattr(CompiledPipeline, "predict", off_by_a_bit)
+    model = TrainedModel(trained_model.pipeline, trained_model.card)
+    assert model._compiled is None
+    _assert_same_as_pipeline(model, [dict(EXAMPLE_RECORD), {}])
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _pydantic(records: list[Any]) -> list[Record]:
+    return _RECORDS.validate_python(records)
+
+
+def _same_records(got: list[Record], expected: list[Record]) -> None:
+    assert got == expected
+    for a, b in zip(got, expected, strict=True):
+        assert list(a.__dict__.items()) == list(b.__dict__.items())
+        assert [type(v) for v in a.__dict__.values()] == [type(v) for v in b.__dict__.values()]
+        assert a.model_fields_set == b.model_fields_set
+
+
+def _value_variants() -> Iterator[tuple[str, Any]]:
+    numbers = [
+        None, 0, -0.0, 3, 2**60, 38.5, float("nan"), "38", " 38 ", "\x1c38\u3000", "1e3", "-0",
+        "1_000", "nan", " NaN", "", "   ", "1900/3/10 0:00", " 1900/1/9 7:00 ", 3.4e38, "-3.4e38",
+    ]  # fmt: skip
+    times = [None, "13:30:00", " 13:30:00 ", "", "  ", "6:00-6:30分", "x" * 120]
+    for column in ("A6", "A25", "B14"):
+        for value in numbers:
+            yield column, value
+    for column in ("A5", "A20"):
+        for value in times:
+            yield column, value
+    for value in (None, "sample_1", 1528, ""):
+        yield "sample_id", value
+        yield "样本id", value
+    for value in (None, 0.92, "0.92"):
+        yield "收率", value
+        yield "observed_yield", value
+
+
+@pytest.mark.parametrize("repeat", [1, 12])
+def test_validation_equals_pydantic_for_every_plain_value(repeat: int) -> None:
+    # 12 identical key sets take the field-by-field path, 1 the record-by-record one.
+    for key, value in _value_variants():
+        records = [{**EXAMPLE_RECORD, key: value} for _ in range(repeat)]
+        if key == "样本id":
+            for record in records:
+                del record["sample_id"]
+        assert _fast_records(records) is not None, (key, value)  # not left to pydantic
+        _same_records(validate_records(records), _pydantic(records))
+
+
+@pytest.mark.parametrize("n", [1, 5, 8, 40])
+def test_validation_equals_pydantic_on_mixed_records(train_csv: Path, n: int) -> None:
+    rng = np.random.default_rng(n)
+    rows = _file_records(train_csv)[:n]
+    _same_records(validate_records(rows), _pydantic(rows))
+    mixed = _random_records(rng, n)
+    _same_records(validate_records(mixed), _pydantic(mixed))
+
+
+@pytest.mark.parametrize("repeat", [1, 12])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"A6": "hot"},
+        {"A6": "inf"},
+        {"A6": 1e39},
+        {"A6": 10**400},
+        {"A6": True},
+        {"A5": 13.5},
+        {"A5": float("nan"), "A6": "x"},
+        {"colour": "red"},
+        {"sample_id": "a", "样本id": "b"},
+        {"sample_id": 1.5},
+        {"A20": ["18:30", "19:00"]},
+    ],
+)
+def test_invalid_records_get_pydantic_s_errors(bad: dict[str, Any], repeat: int) -> None:
+    records = [dict(EXAMPLE_RECORD) for _ in range(repeat)]
+    records[-1] = {**records[-1], **bad}
+    try:
+        expected: Any = _pydantic(records)
+    except Exception as exc:  # pydantic's error, or what its validators raise
+        expected = exc
+    if isinstance(expected, list):
+        _same_records(validate_records(records), expected)
+        return
+    with pytest.raises((InvalidInputError, type(expected))) as caught:
+        validate_records(records)
+    if isinstance(caught.value, InvalidInputError):
+        problems = [_problem(e) for e in expected.errors()]  # type: ignore[union-attr]
+        assert caught.value.problems == problems
+
+
+def test_numeric_columns_parse_alike_as_floats_or_as_text(trained_model: TrainedModel) -> None:
+    # Floats and None take one conversion for the block; text goes column by column.
+    parser = trained_model.pipeline[0]
+    rows = [dict(EXAMPLE_RECORD), {"A6": 12.5, "B14": None}, {"A25": "1900/3/10 0:00"}]
+    as_floats = records_to_frame(validate_records(rows))
+    as_text = as_floats.copy()
+    for column in NUMERIC_COLUMNS:
+        as_text[column] = [
+            v if v is None or isinstance(v, str) else repr(v) for v in as_floats[column]
+        ]
+    out_floats, report_floats = parser.transform_with_report(as_floats)
+    out_text, report_text = parser.transform_with_report(as_text)
+    assert _bits(out_floats.ravel()) == _bits(out_text.ravel())
+    assert report_floats == report_text
+    assert report_floats.warnings[2] == [
+        "A25: read '1900/3/10 0:00' as 70 (an Excel date artefact)"
+    ]
+    assert math.isnan(out_floats[1, list(parser.get_feature_names_out()).index("B14")])
