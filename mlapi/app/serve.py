@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from app.logs import logging_config
 from app.prediction_log import PredictionLog, PredictionLogError
 from app.settings import Settings, describe_settings_error, get_settings
+from app.workers import LoadBoard, assign_slot, release_slot
 from yield_model.predict import load_model
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -65,26 +66,33 @@ def check_prediction_log(settings: Settings) -> None:
         raise StartupError(f"{exc} (set MLAPI_PREDICTION_LOG_PATH to a writable location)") from exc
 
 
-def _child_exit(server: Any, worker: Any) -> None:
-    # Imported here, in the master, only after PROMETHEUS_MULTIPROC_DIR is set.
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-
-
-def gunicorn_options(settings: Settings) -> dict[str, Any]:
-    """gunicorn's settings for these service settings."""
+def gunicorn_options(settings: Settings, board: LoadBoard | None = None) -> dict[str, Any]:
+    """gunicorn's settings for these service settings; ``board`` balances connections."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
+
+    def pre_fork(server: Any, worker: Any) -> None:
+        if board is not None:
+            assign_slot(board, worker, server.WORKERS.values())
+
+    def child_exit(server: Any, worker: Any) -> None:
+        if board is not None:
+            release_slot(board, worker)
+        # Imported here, in the master, only after PROMETHEUS_MULTIPROC_DIR is set.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
     return {
         "bind": [f"{host}:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": "uvicorn_worker.UvicornWorker",
+        "worker_class": "app.workers.BalancedUvicornWorker",
         "graceful_timeout": settings.graceful_timeout,
         # A worker's heartbeat stops while its lifespan loads the model; on a busy machine
         # that can take seconds, which must not look like a hung worker.
         "timeout": 60,
         "keepalive": 5,
-        "child_exit": _child_exit,
+        "pre_fork": pre_fork,
+        "child_exit": child_exit,
         "logconfig_dict": logging_config(settings),
         "accesslog": None,
         "loglevel": settings.log_level,
@@ -98,10 +106,12 @@ class Server(BaseApplication):  # type: ignore[misc]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Created before the workers are forked, so that they all share it.
+        self.board = LoadBoard(2 * settings.workers)
         super().__init__()
 
     def load_config(self) -> None:
-        for key, value in gunicorn_options(self.settings).items():
+        for key, value in gunicorn_options(self.settings, self.board).items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:
