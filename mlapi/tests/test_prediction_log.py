@@ -1,7 +1,9 @@
 """The prediction log on its own: what it keeps, what it gives back, what it deletes."""
 
+import pickle
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +67,83 @@ def test_prediction_ids_are_unique_time_ordered_uuid7() -> None:
     # the first 48 bits are the time in ms: a later id never sorts before an earlier one's ms
     assert later.int >> 80 >= max(i.int >> 80 for i in ids)
     assert new_prediction_ids(0) == []
+
+
+def test_prediction_ids_have_the_rfc_9562_version_7_layout() -> None:
+    # Given the clock in ms before and after a batch is made
+    before = time.time_ns() // 1_000_000
+    ids = new_prediction_ids(10_000)
+    after = time.time_ns() // 1_000_000
+    # Then: unix_ts_ms (48 bits), ver 0b0111 (4), rand_a (12), var 0b10 (2), rand_b (62)
+    for prediction_id in ids:
+        bits = f"{prediction_id.int:0128b}"
+        assert before <= int(bits[:48], 2) <= after
+        assert (bits[48:52], bits[64:66]) == ("0111", "10")
+    # And each of the 74 random bits is 0 in some ids and 1 in others (chance of a false
+    # failure: 74 / 2**9999)
+    seen_set = seen_clear = 0
+    for prediction_id in ids:
+        seen_set |= prediction_id.int
+        seen_clear |= ~prediction_id.int
+    random_bits = [*range(64, 76), *range(62)]
+    assert all(seen_set >> bit & seen_clear >> bit & 1 for bit in random_bits)
+
+
+def test_prediction_ids_are_plain_uuids_sorted_within_a_batch() -> None:
+    ids = new_prediction_ids(5_000)
+    # in input order they ascend, as UUIDs, as strings and as the bytes SQLite compares
+    assert ids == sorted(ids)
+    assert [str(i) for i in ids] == sorted(str(i) for i in ids)
+    assert [i.bytes for i in ids] == sorted(i.bytes for i in ids)
+    # and they are UUIDs like any other: equal, hashed, printed and pickled as such
+    first = ids[0]
+    twin = uuid.UUID(str(first))
+    assert (first == twin, hash(first) == hash(twin), first.is_safe) == (
+        True,
+        True,
+        uuid.SafeUUID.unknown,
+    )
+    assert pickle.loads(pickle.dumps(first)) == first
+    assert uuid.UUID(bytes=first.bytes) == first
+
+
+def test_prediction_ids_are_unique_and_ordered_across_many_calls() -> None:
+    # Given batches of 1, 7 and 100 ids, made one after the other
+    batches = [new_prediction_ids(size) for _ in range(300) for size in (1, 7, 100)]
+    every = [i for batch in batches for i in batch]
+    assert len(set(every)) == len(every) == 300 * 108
+    # Then a batch's time is never earlier than the one before it
+    times = [batch[0].int >> 80 for batch in batches]
+    assert times == sorted(times)
+    assert all(len({i.int >> 80 for i in batch}) == 1 for batch in batches)
+
+
+@pytest.mark.parametrize("size", [1, 2, 31, 32, 33, 64, 1_000, 1_025])
+def test_every_id_of_a_request_finds_its_own_record(log: PredictionLog, size: int) -> None:
+    # Given a request of `size` records, whose index rows are written in blocks of 32
+    ids = write(log, [i / size for i in range(size)])
+    # Then the index has one row per id, in order, and ids at the ends of blocks lead to
+    # their own records
+    positions = sorted({0, 1, 31, 32, 33, size // 2, size - 2, size - 1} & set(range(size)))
+    entries = [log.get(ids[i]) for i in positions]
+    assert [(e.sample_id, e.predicted_yield) for e in entries if e is not None] == [
+        (f"s{i}", i / size) for i in positions
+    ]
+    with sqlite3.connect(log.path) as db:
+        rows = db.execute("SELECT id, position FROM predictions ORDER BY position").fetchall()
+    assert rows == [(i.bytes, position) for position, i in enumerate(ids)]
+
+
+def test_ids_made_elsewhere_in_any_order_are_logged_too(log: PredictionLog) -> None:
+    # Given version 4 ids, unordered, for a request of 40 records
+    ids = [uuid.uuid4() for _ in range(40)]
+    inputs: list[Any] = [{**EXAMPLE_RECORD, "sample_id": f"s{i}"} for i in range(40)]
+    result = PredictionResult("0.1.0", [i / 40 for i in range(40)], [[]] * 40, {}, {})
+    # When
+    log.record(ids, inputs, validate_records(inputs), result, T0)
+    # Then
+    found = [log.get(i) for i in ids]
+    assert [e.sample_id if e else None for e in found] == [f"s{i}" for i in range(40)]
 
 
 def test_feedback_is_recorded_once_and_unknown_ids_are_said_so(log: PredictionLog) -> None:
