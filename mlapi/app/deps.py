@@ -33,10 +33,9 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-async def read_json_body(
-    request: Request, settings: Annotated[Settings, Depends(get_app_settings)]
-) -> bytes:
+async def read_json_body(request: Request) -> bytes:
     """The request body, if it is declared JSON and within the size limit."""
+    settings: Settings = request.app.state.settings
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         shown = media_type or "none"

@@ -14,7 +14,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the server's master and workers alike."""
     if settings.log_format == "json":
         formatter: dict[str, Any] = {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
             "fmt": _JSON_FIELDS,
             "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
             "timestamp": "time",

@@ -6,9 +6,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from app import __version__
+from app.api import INLINE_BODY_BYTES
 from app.deps import get_model
 from app.main import create_app
 from app.schemas import PredictionResults
@@ -204,11 +207,44 @@ def test_a_worker_computes_at_most_predict_threads_requests_at_once(
         return CountingModel()
 
     app.dependency_overrides[get_model] = counting_model
-    # When six requests arrive together
+    # When six requests arrive together, each too large to be computed on the event loop
+    body = {"inputs": [record] * 40}
+    assert len(orjson.dumps(body)) > INLINE_BODY_BYTES
     with TestClient(app) as client, ThreadPoolExecutor(6) as pool:
-        answers = list(
-            pool.map(lambda _: client.post("/api/v1/predict", json={"inputs": [record]}), range(6))
-        )
+        answers = list(pool.map(lambda _: client.post("/api/v1/predict", json=body), range(6)))
     # Then all are answered, two at a time
     assert [a.status_code for a in answers] == [200] * 6
     assert most == 2
+
+
+@pytest.mark.parametrize(("records", "on_the_loop"), [(1, True), (20, True), (40, False)])
+def test_small_requests_are_computed_on_the_event_loop_large_ones_in_a_thread(
+    record: dict[str, Any], clean_env: None, records: int, on_the_loop: bool
+) -> None:
+    # Given a model that notes the thread it predicts in, and the event loop's thread
+    model = load_model()
+    threads: list[int] = []
+
+    class NotingModel:
+        name, version = model.name, model.version
+
+        def predict(self, records: Any) -> Any:
+            threads.append(threading.get_ident())
+            return model.predict(records)
+
+    app = create_app()
+
+    async def noting_model() -> NotingModel:
+        threads.append(threading.get_ident())  # dependencies run on the loop
+        return NotingModel()
+
+    app.dependency_overrides[get_model] = noting_model
+    body = {"inputs": [record] * records}
+    # When
+    with TestClient(app) as client:
+        response = client.post("/api/v1/predict", json=body)
+    # Then
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == records
+    loop_thread, predict_thread = threads
+    assert (predict_thread == loop_thread) is on_the_loop

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 from app.logs import logging_config
 from app.main import create_app
@@ -65,10 +65,12 @@ def test_record_values_are_logged_only_when_asked(
 def test_json_format_writes_one_json_object_per_line() -> None:
     # Given the formatter the JSON setting configures
     options = dict(logging_config(Settings(log_format="json"))["formatters"]["default"])
-    assert options.pop("()") == "pythonjsonlogger.json.JsonFormatter"
-    formatter = JsonFormatter(**options)
+    assert options.pop("()") == "pythonjsonlogger.orjson.OrjsonFormatter"
+    formatter = OrjsonFormatter(**options)
     record = logging.LogRecord("mlapi.request", logging.INFO, "f.py", 1, "GET / 200", (), None)
-    record.__dict__.update(request_id="r1", status=200, color_message="\x1b[36mx")
+    record.__dict__.update(
+        request_id="r1", status=200, color_message="\x1b[36mx", record_values=[{"A1": None}]
+    )
     # When
     line = formatter.format(record)
     # Then
@@ -78,6 +80,7 @@ def test_json_format_writes_one_json_object_per_line() -> None:
     assert fields["logger"] == "mlapi.request"
     assert fields["message"] == "GET / 200"
     assert (fields["request_id"], fields["status"]) == ("r1", 200)
+    assert fields["record_values"] == [{"A1": None}]
     assert "time" in fields
     assert "pid" in fields
     assert "color_message" not in fields
