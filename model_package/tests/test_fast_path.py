@@ -6,7 +6,8 @@ change a prediction by a single bit, a warning, a count or an error.
 """
 
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from yield_model.schemas import (
     _RECORDS,
     EXAMPLE_RECORD,
     Record,
+    RecordBatch,
     _fast_records,
     _problem,
+    sample_ids,
     validate_records,
 )
 from yield_model.train import train
@@ -38,7 +41,7 @@ def _file_records(path: Path) -> list[dict[str, Any]]:
     """Rows as text, blanks as null: how the published files reach the API."""
     frame = pd.read_csv(path, dtype=str, encoding="gb18030", keep_default_na=False)
     return [
-        {k: (v if v != "" else None) for k, v in row.items()}
+        {str(k): (v if v != "" else None) for k, v in row.items()}
         for row in frame.to_dict(orient="records")
     ]
 
@@ -136,7 +139,7 @@ def test_tree_walk_equals_scikit_learn_at_the_thresholds(trained_model: TrainedM
 
 def test_durations_equal_the_step_by_step_definition() -> None:
     # The definition, stamp after stamp; the transformer computes all stamps at once.
-    def step_by_step(plan: list[tuple[str, int, int | None]], X: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    def step_by_step(plan: list[tuple[str, int, int | None]], X: np.ndarray) -> np.ndarray:
         n_rows = X.shape[0]
         gaps = np.full((n_rows, max(len(plan) - 1, 0)), np.nan)
         total = np.zeros(n_rows)
@@ -189,7 +192,7 @@ def test_a_compiled_pipeline_that_disagrees_is_not_used(
 ) -> None:
     honest = CompiledPipeline.predict
 
-    def off_by_a_bit(self: CompiledPipeline, parsed: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    def off_by_a_bit(self: CompiledPipeline, parsed: np.ndarray) -> np.ndarray:
         return np.nextafter(honest(self, parsed), 2.0)
 
     monkeypatch.setattr(CompiledPipeline, "predict", off_by_a_bit)
@@ -205,7 +208,7 @@ def _pydantic(records: list[Any]) -> list[Record]:
     return _RECORDS.validate_python(records)
 
 
-def _same_records(got: list[Record], expected: list[Record]) -> None:
+def _same_records(got: Sequence[Record], expected: list[Record]) -> None:
     assert got == expected
     for a, b in zip(got, expected, strict=True):
         assert list(a.__dict__.items()) == list(b.__dict__.items())
@@ -284,7 +287,7 @@ def test_invalid_records_get_pydantic_s_errors(bad: dict[str, Any], repeat: int)
     with pytest.raises((InvalidInputError, type(expected))) as caught:
         validate_records(records)
     if isinstance(caught.value, InvalidInputError):
-        problems = [_problem(e) for e in expected.errors()]  # type: ignore[union-attr]
+        problems = [_problem(e) for e in expected.errors()]
         assert caught.value.problems == problems
 
 
@@ -306,3 +309,160 @@ def test_numeric_columns_parse_alike_as_floats_or_as_text(trained_model: Trained
         "A25: read '1900/3/10 0:00' as 70 (an Excel date artefact)"
     ]
     assert math.isnan(out_floats[1, list(parser.get_feature_names_out()).index("B14")])
+
+
+# ---------------------------------------------------------------------------- record batches
+
+
+def _batch(records: list[dict[str, Any]]) -> RecordBatch:
+    batch = validate_records(records)
+    assert isinstance(batch, RecordBatch)
+    return batch
+
+
+def test_a_batch_behaves_as_the_list_pydantic_builds(train_csv: Path) -> None:
+    rows = _file_records(train_csv)[:30]
+    batch, expected = _batch(rows), _pydantic(rows)
+    assert len(batch) == 30
+    assert batch == expected
+    assert expected == batch
+    assert batch != expected[:-1]
+    assert batch.sample_ids == [r.sample_id for r in expected]
+    # Indexing before any iteration builds the one record asked for.
+    for index in (0, 7, 29, -1, -30):
+        _same_records([batch[index]], [expected[index]])
+    _same_records(batch[3:9], expected[3:9])
+    with pytest.raises(IndexError):
+        batch[30]
+    _same_records(list(batch), expected)
+    _same_records([batch[-2]], [expected[-2]])  # after iterating too
+    assert validate_records(batch) is batch
+
+
+@pytest.mark.parametrize("n", [8, 16, 300])
+def test_batches_of_every_plain_value_equal_pydantic(trained_model: TrainedModel, n: int) -> None:
+    # Every key a record may send (aliases included), with numeric strings, NaN, blanks,
+    # Excel dates and JSON numbers mixed in one column.
+    rng = np.random.default_rng(n)
+    variants: dict[str, list[Any]] = {}
+    for key, value in _value_variants():
+        variants.setdefault(key, []).append(value)
+    numbers = [v for k, vs in variants.items() if k == "A6" for v in vs]
+    records = []
+    for i in range(n):
+        record = dict(EXAMPLE_RECORD)
+        del record["sample_id"]
+        record["样本id"] = f"s{i}" if i % 3 else None
+        record["收率"] = [None, 0.92, "0.92", " 0.9 "][i % 4]
+        for column in NUMERIC_COLUMNS:
+            record[column] = numbers[rng.integers(len(numbers))]
+        for column in TIME_COLUMNS:
+            record[column] = variants["A5"][rng.integers(len(variants["A5"]))]
+        records.append(record)
+    batch = _batch(records)
+    _same_records(batch, _pydantic(records))
+    _assert_same_as_pipeline(trained_model, records)
+
+
+def test_batches_of_json_numbers_equal_pydantic(trained_model: TrainedModel) -> None:
+    rng = np.random.default_rng(11)
+    records = [
+        {**EXAMPLE_RECORD, "A6": float(rng.normal(30, 9)), "A1": int(rng.integers(0, 500))}
+        for _ in range(20)
+    ]
+    records[3]["A6"] = float("nan")
+    records[4]["A6"] = -0.0
+    records[5]["A1"] = 2**60
+    batch = _batch(records)
+    assert isinstance(batch.column("A6"), np.ndarray)
+    _same_records(batch, _pydantic(records))
+    _assert_same_as_pipeline(trained_model, records)
+
+
+def test_an_excel_date_in_a_numeric_column_stays_text() -> None:
+    records = [dict(EXAMPLE_RECORD) for _ in range(10)]
+    records[2]["A25"] = " 1900/3/10 0:00 "
+    batch = _batch(records)
+    assert batch[2].A25 == "1900/3/10 0:00"
+    _same_records(batch, _pydantic(records))
+
+
+def test_batches_with_mixed_key_sets_equal_pydantic(trained_model: TrainedModel) -> None:
+    # Equal sizes, different keys: the table cannot be used, record by record can.
+    records = [dict(EXAMPLE_RECORD) for _ in range(12)]
+    records[5] = {k: v for k, v in records[5].items() if k != "A1"} | {"收率": 0.9}
+    assert len(records[5]) == len(records[0])
+    got = validate_records(records)
+    assert not isinstance(got, RecordBatch)
+    _same_records(got, _pydantic(records))
+    _assert_same_as_pipeline(trained_model, records)
+
+
+@pytest.mark.parametrize("column", ["A6", "A5", "sample_id"])
+@pytest.mark.parametrize("bad", [True, [1], "x" * 200, "hot", float("inf"), 1.5])
+def test_unusual_values_in_a_batch_get_pydantic_s_outcome(column: str, bad: Any) -> None:
+    records = [dict(EXAMPLE_RECORD) for _ in range(12)]
+    records[9] = {**records[9], column: bad}
+    try:
+        expected: Any = _pydantic(records)
+    except Exception as exc:
+        expected = exc
+    if isinstance(expected, list):
+        _same_records(validate_records(records), expected)
+        return
+    with pytest.raises(InvalidInputError) as caught:
+        validate_records(records)
+    assert caught.value.problems == [_problem(e) for e in expected.errors()]
+
+
+def test_time_columns_parse_alike_through_the_known_cells(trained_model: TrainedModel) -> None:
+    # Beyond _POSITIONS_FROM rows a time column is looked up among the cells parsed before;
+    # below, cell by cell: both give the same numbers, counts and warnings.
+    parser = trained_model.pipeline[0]
+    rng = np.random.default_rng(5)
+    records = _random_records(rng, 40)
+    frame = records_to_frame(validate_records(records))
+    columns = [frame[c].to_numpy(dtype=object) for c in frame.columns]
+    whole, report = parser.parse_columns(columns, 40)
+    for row in range(40):
+        one, one_report = parser.parse_columns([c[row : row + 1] for c in columns], 1)
+        assert _bits(one.ravel()) == _bits(whole[row])
+        assert one_report.warnings == [report.warnings[row]]
+    # A cell that cannot be kept (too long, not a string) sends its column cell by cell.
+    columns[4] = columns[4].copy()
+    columns[4][0], columns[4][1] = "1" * 150, 13.5
+    whole, report = parser.parse_columns(columns, 40)
+    assert report.warnings[0][0].startswith("A5: could not parse '1111")
+    for row in range(40):
+        one, one_report = parser.parse_columns([c[row : row + 1] for c in columns], 1)
+        assert _bits(one.ravel()) == _bits(whole[row])
+        assert one_report.warnings == [report.warnings[row]]
+
+
+def test_concurrent_batches_predict_as_alone(trained_model: TrainedModel) -> None:
+    # The known cells are shared by all threads: each request reads one consistent state.
+    batches = [_random_records(np.random.default_rng(100 + k), 50) for k in range(6)]
+    expected = [trained_model.predict(b).predictions for b in batches]
+    got: dict[int, list[float]] = {}
+
+    def run(k: int) -> None:
+        for _ in range(5):
+            got[k] = trained_model.predict(batches[k]).predictions
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [_bits(got[k]) for k in range(6)] == [_bits(e) for e in expected]
+
+
+@pytest.mark.parametrize("count", [1, 7, 8, 50])
+def test_sample_ids_are_those_of_the_validated_records(count: int) -> None:
+    raw = [{**EXAMPLE_RECORD, "sample_id": f"s{i}"} for i in range(count)]
+    raw[-1]["sample_id"] = None
+    records = validate_records(raw)
+    assert (type(records) is RecordBatch) is (count >= 8)
+    assert sample_ids(records) == [*(f"s{i}" for i in range(count - 1)), None]
+    assert sample_ids(records) == [record.sample_id for record in list(records)]
+    assert sample_ids(list(records)) == sample_ids(records)

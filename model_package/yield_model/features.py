@@ -7,8 +7,10 @@ contract: ``__init__`` only stores its arguments, learned state ends in ``_``.
 """
 
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Final
 
 import numpy as np
@@ -65,6 +67,12 @@ def _parse_column(
     return parses, codes
 
 
+def _floats(column: npt.NDArray[Any]) -> bool:
+    if column.dtype == np.float64:
+        return True  # as validated batches hold a numeric field, NaN for None
+    return set(map(type, column)) <= _FLOAT_OR_NONE
+
+
 _STATUS_CODES: dict[Status, int] = {"ok": 0, "repaired": 1, "missing": 2, "invalid": 3}
 _FLOAT_OR_NONE: Final = frozenset({float, type(None)})
 #: Parses of the strings seen, per parse function: a column of a request costs one dict
@@ -83,7 +91,9 @@ def _entry(parse: Any) -> tuple[Any, ...]:
     return (np.nan if parse.hours is None else parse.hours, code, parse)
 
 
-def _cached_parses(column: Sequence[Any], parse: Callable[[object], Any]) -> list[Any]:
+def _cached_parses(
+    column: Sequence[Any] | npt.NDArray[Any], parse: Callable[[object], Any]
+) -> list[Any]:
     """Each cell's parse as columns: (hours, codes, parses) or (starts, durations, codes,
     parses), each distinct string parsed once per process."""
     cache = _PARSE_CACHES.setdefault(parse, {})
@@ -103,6 +113,83 @@ def _cached_parses(column: Sequence[Any], parse: Callable[[object], Any]) -> lis
         entries = [_entry(parse(v)) for v in column]
     # One list per field rather than zip(*entries), whose iterator per cell feeds the GC.
     return [[entry[k] for entry in entries] for k in range(len(entries[0]))]
+
+
+#: From this many rows a time column is parsed through ``_Known``: one lookup a cell.
+_POSITIONS_FROM: Final = 16
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The distinct cells one parse function has read, with their parses as arrays.
+
+    Replaced, never changed, when cells are added: a request reads one consistent
+    snapshot while another adds to the next.
+    """
+
+    index: dict[object, int]
+    parses: list[Any]
+    numbers: FloatArray  # (1, n) hours, or (2, n) starts and durations
+    codes: npt.NDArray[np.int8]
+
+
+_KNOWN: dict[Callable[[object], Any], _Known] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def _learn(parse: Callable[[object], Any], cells: set[object]) -> _Known:
+    with _KNOWN_LOCK:
+        known = _KNOWN.get(parse)
+        index = dict(known.index) if known is not None else {}
+        parses = list(known.parses) if known is not None else []
+        if len(index) + len(cells) > _CACHE_LIMIT:
+            index, parses = {}, []
+        for cell in cells:
+            if cell not in index:
+                index[cell] = len(parses)
+                parses.append(parse(cell))
+        entries = [_entry(p) for p in parses]
+        numbers = np.array([entry[:-2] for entry in entries], dtype=np.float64).T
+        codes = np.array([entry[-2] for entry in entries], dtype=np.int8)
+        known = _KNOWN[parse] = _Known(index, parses, numbers, codes)
+        return known
+
+
+def _positions(
+    column: Sequence[Any] | npt.NDArray[Any], parse: Callable[[object], Any]
+) -> tuple[_Known, npt.NDArray[np.intp]] | None:
+    """Each cell's position among the cells ``parse`` has read, or None when a cell is
+    not a string or None, or too long to keep."""
+    known = _KNOWN.get(parse) or _learn(parse, {None})
+    n = len(column)
+    for _ in range(2):  # once more after reading the cells not seen before
+        try:
+            at = np.fromiter(map(known.index.get, column, repeat(-1)), np.intp, n)
+        except TypeError:  # an unhashable cell
+            return None
+        unseen = at < 0
+        if not unseen.any():
+            return known, at
+        cells = {column[i] for i in np.flatnonzero(unseen).tolist()}
+        if not all(map(_keepable, cells)):
+            return None
+        known = _learn(parse, cells)
+    return None  # pragma: no cover - the second lookup finds every cell just learnt
+
+
+def _keepable(cell: object) -> bool:
+    return cell is None or (type(cell) is str and len(cell) <= MAX_TEXT_LENGTH)
+
+
+class _Cells:
+    """The parses of a column's cells, by row, from their positions in a ``_Known``."""
+
+    def __init__(self, parses: list[Any], at: npt.NDArray[np.intp]) -> None:
+        self._parses = parses
+        self._at = at
+
+    def __getitem__(self, row: int) -> Any:
+        return self._parses[self._at[row]]
 
 
 _FLOAT64_MAX: Final = float(np.finfo(np.float64).max)
@@ -213,7 +300,7 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self.parse_columns([X[:, i] for i in range(X.shape[1])], X.shape[0])
 
     def parse_columns(
-        self, columns: Sequence[Sequence[Any]], n_rows: int
+        self, columns: Sequence[Sequence[Any] | npt.NDArray[Any]], n_rows: int
     ) -> tuple[FloatArray, ParseReport]:
         """Parse raw cells given column by column, in the fitted order, unchecked.
 
@@ -227,18 +314,24 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if not n_rows:
             _count(report, layout.names, codes)
             return out, report
-        parses: dict[int, Sequence[Any]] = {}
+        parses: dict[int, Any] = {}
         self._parse_numbers(columns, layout, out, codes, parses)
         times: list[Sequence[float]] = []
-        time_codes: list[Sequence[int]] = []
+        time_codes: list[Any] = []
         for i in layout.times:
+            parse = parse_time_point if layout.kinds[i] == "point" else parse_time_range
+            positions = _positions(columns[i], parse) if n_rows >= _POSITIONS_FROM else None
+            if positions is not None:
+                known, at = positions
+                times += list(known.numbers[:, at])
+                time_codes.append(known.codes[at])
+                parses[i] = _Cells(known.parses, at)
+                continue
             if layout.kinds[i] == "point":
-                hours, column_codes, found = _cached_parses(columns[i], parse_time_point)
+                hours, column_codes, found = _cached_parses(columns[i], parse)
                 times.append(hours)
             else:
-                starts, durations, column_codes, found = _cached_parses(
-                    columns[i], parse_time_range
-                )
+                starts, durations, column_codes, found = _cached_parses(columns[i], parse)
                 times += (starts, durations)
             time_codes.append(column_codes)
             parses[i] = found
@@ -255,14 +348,17 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _parse_numbers(
         self,
-        columns: Sequence[Sequence[Any]],
+        columns: Sequence[Sequence[Any] | npt.NDArray[Any]],
         layout: "_Layout",
         out: FloatArray,
         codes: npt.NDArray[np.int8],
-        parses: dict[int, Sequence[Any]],
+        parses: dict[int, Any],
     ) -> None:
         # Validated records hold floats and None only: one conversion for all such columns.
-        clean = [set(map(type, columns[i])) <= _FLOAT_OR_NONE for i in layout.numbers]
+        clean = [
+            set(map(type, c)) <= _FLOAT_OR_NONE if type(c) is not np.ndarray else _floats(c)
+            for c in map(columns.__getitem__, layout.numbers)
+        ]
         block_in = [i for i, ok in zip(layout.numbers, clean, strict=True) if ok]
         if block_in:
             block_out = [j for j, ok in zip(layout.number_out, clean, strict=True) if ok]

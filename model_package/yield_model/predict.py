@@ -19,7 +19,7 @@ from yield_model.errors import InvalidInputError, ModelLoadError, Problem
 from yield_model.features import FloatArray, ParseReport
 from yield_model.persistence import default_model_path, load_pipeline
 from yield_model.pipeline import compile_pipeline
-from yield_model.schemas import EXAMPLE_RECORD, Record, validate_records
+from yield_model.schemas import EXAMPLE_RECORD, Record, RecordBatch, validate_records
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ _QUIRKY_RECORD: dict[str, Any] = {
 }
 
 
-def _columns(records: Sequence[Record]) -> list[tuple[Any, ...]]:
+def _columns(records: Sequence[Record]) -> list[Sequence[Any] | FloatArray]:
     """The records' raw feature cells, column by column, in the published order."""
+    if type(records) is RecordBatch:  # already by column
+        return [records.column(name) for name in FEATURE_COLUMNS]
     return list(zip(*map(_FEATURES, map(vars, records)), strict=True))
 
 

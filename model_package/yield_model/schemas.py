@@ -5,10 +5,13 @@ The API reuses these models, so a record is described once for HTTP and for Pyth
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Final
+import operator
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat
+from typing import Annotated, Any, Final, overload
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -21,7 +24,9 @@ from pydantic import (
 
 from yield_model.columns import TIME_COLUMNS
 from yield_model.errors import InvalidInputError, Problem
-from yield_model.parsing import FLOAT32_MAX, is_excel_date
+from yield_model.parsing import FLOAT32_MAX, MAX_TEXT_LENGTH, is_excel_date
+
+FloatArray = npt.NDArray[np.float64]
 
 
 def _is_nan(value: object) -> bool:
@@ -275,42 +280,217 @@ def _plain_column(kind: int, column: Sequence[Any]) -> list[Any] | None:
     return None if any(value is _UNUSUAL for value in plain) else plain
 
 
-def _fast_table(records: Sequence[dict[str, Any]]) -> list[Record] | None:
+#: Validated values of the numeric strings seen (NaN for a blank, and for None): a numeric
+#: column of a request costs one lookup a cell. Bounded like the parse caches; errors are
+#: not kept (pydantic words them).
+_NUMBER_TEXTS: dict[object, float] = {None: math.nan}
+_NUMBER_TEXTS_LIMIT: Final = 65536
+_NOT_KNOWN: Final = math.inf  # never a validated value: those are finite or NaN
+_EXCEL_TEXT: Final = -math.inf  # an Excel date, validated as the text itself
+_INT_FLOAT_NONE: Final = frozenset({int, float, type(None)})
+
+
+def _learn_numbers(column: Sequence[Any], unknown: FloatArray) -> bool:
+    """Cache the validated value of each unknown cell; False if one is no plain number."""
+    new: dict[object, float] = {}
+    for value in {column[i] for i in np.flatnonzero(unknown).tolist()}:
+        if type(value) is not str or len(value) > MAX_TEXT_LENGTH:
+            return False
+        plain = _plain_number(value)
+        if plain is _UNUSUAL:
+            return False  # pydantic words the error
+        new[value] = math.nan if plain is None else _EXCEL_TEXT if type(plain) is str else plain
+    if len(_NUMBER_TEXTS) + len(new) > _NUMBER_TEXTS_LIMIT:
+        _NUMBER_TEXTS.clear()
+        _NUMBER_TEXTS[None] = math.nan
+    _NUMBER_TEXTS.update(new)
+    return True
+
+
+def _number_column(column: Sequence[Any]) -> FloatArray | list[Any] | None:
+    """A numeric field's validated values: float64, NaN for None, when all are numbers; a
+    list when Excel dates are kept as text; None when a cell is neither a number, a numeric
+    string, an Excel date, a blank nor null (the caller then goes cell by cell)."""
+    n = len(column)
+    for _ in range(2):  # once more after learning the strings not seen before
+        try:
+            values = np.fromiter(map(_NUMBER_TEXTS.get, column, repeat(_NOT_KNOWN)), np.float64, n)
+        except TypeError:  # an unhashable cell
+            return None
+        unknown = values == _NOT_KNOWN
+        if not unknown.any():
+            excel = values == _EXCEL_TEXT
+            if not excel.any():
+                return values
+            cells = _none_for_nan(np.where(excel, math.nan, values))
+            for row in np.flatnonzero(excel).tolist():
+                cells[row] = column[row].strip()
+            return cells
+        if not _learn_numbers(column, unknown):
+            break
+    # Numbers as JSON sends them: one conversion, booleans and numpy scalars excluded.
+    if set(map(type, column)) <= _INT_FLOAT_NONE:
+        try:
+            values = np.array(column, dtype=np.float64)
+        except OverflowError:
+            return None
+        if (np.isnan(values) | (np.abs(values) <= FLOAT32_MAX)).all():
+            return values
+    return None
+
+
+def _time_column(column: Sequence[Any]) -> Sequence[Any] | None:
+    """A time field's validated values (blanks as None), or None for an unusual cell."""
+    try:
+        distinct = set(column)
+    except TypeError:
+        return None
+    if not set(map(type, distinct)) <= _STR_AND_NONE:
+        return None
+    distinct.discard(None)
+    blanks = {v for v in distinct if not v.strip()}
+    if not blanks:
+        return column
+    return [None if v in blanks else v for v in column]
+
+
+def _number_cell(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _none_for_nan(values: FloatArray) -> list[Any]:
+    cells: list[Any] = values.tolist()
+    return [None if math.isnan(v) else v for v in cells] if np.isnan(values).any() else cells
+
+
+class RecordBatch(Sequence[Record]):
+    """Validated records kept column by column; a ``Record`` is built when one is asked for.
+
+    What ``validate_records`` returns for a batch of plain records: prediction reads the
+    columns (``column``), and the ids are at hand (``sample_ids``), without a thousand
+    objects built for each request. Indexing and iterating give records equal to the
+    ones pydantic builds, with the same fields set.
+    """
+
+    __slots__ = ("_columns", "_fields_set", "_n", "_records")
+
+    def __init__(
+        self, columns: dict[str, Sequence[Any] | FloatArray], fields_set: set[str], n: int
+    ) -> None:
+        self._columns = columns
+        self._fields_set = frozenset(fields_set)
+        self._n = n
+        self._records: list[Record] | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Record]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
+        if isinstance(index, slice) or self._records is not None:
+            return self._materialise()[index]
+        row = range(self._n)[index]  # IndexError, negative indices: as a list does
+        values = {
+            name: _number_cell(float(cells[row])) if isinstance(cells, np.ndarray) else cells[row]
+            for name, cells in self._columns.items()
+        }
+        return _record(values, self._fields_set)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._materialise())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RecordBatch | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordBatch({self._n} records)"
+
+    @property
+    def sample_ids(self) -> list[str | None]:
+        """Each record's ``sample_id``, in order."""
+        return list(self._columns["sample_id"])
+
+    def column(self, name: str) -> Sequence[Any] | FloatArray:
+        """One field's validated values: a float64 array (NaN for None) for a numeric field
+        whose values are all numbers or None, else the values as the records hold them."""
+        return self._columns[name]
+
+    def _materialise(self) -> list[Record]:
+        if self._records is None:
+            cells = [
+                _none_for_nan(c) if isinstance(c, np.ndarray) else c for c in self._columns.values()
+            ]
+            fields = tuple(self._columns)
+            self._records = [
+                _record(dict(zip(fields, row, strict=True)), self._fields_set)
+                for row in zip(*cells, strict=True)
+            ]
+        return self._records
+
+
+def _record(values: dict[str, Any], fields_set: frozenset[str]) -> Record:
+    record = _new_record(Record)
+    _set(record, "__dict__", values)
+    _set(record, "__pydantic_fields_set__", set(fields_set))
+    _set(record, "__pydantic_extra__", None)
+    _set(record, "__pydantic_private__", None)
+    return record
+
+
+def _fast_table(records: Sequence[dict[str, Any]]) -> RecordBatch | None:
     """Records that all send the same keys, validated field by field rather than record by
     record: a few C-level passes per field instead of a Python call per value."""
     keys = tuple(records[0])
     specs = [_KEYS.get(key) for key in keys]
     names = [spec[0] for spec in specs if spec is not None]
-    if len(names) != len(keys) or len(set(names)) != len(names):
+    if len(names) != len(keys) or len(set(names)) != len(names) or not keys:
         return None  # unknown keys, or a field under both its names: pydantic words it
+    try:
+        cells = zip(*map(operator.itemgetter(*keys), records), strict=True)
+        rows = list(cells) if len(keys) > 1 else [tuple(map(operator.itemgetter(keys[0]), records))]
+    except KeyError:
+        return None  # key sets differ (the caller checked the sizes): record by record
     n = len(records)
-    columns: dict[str, list[Any] | tuple[Any, ...]] = dict.fromkeys(_EMPTY_RECORD, (None,) * n)
-    for key, name, spec in zip(keys, names, specs, strict=True):
-        plain = _plain_column(spec[1], [r[key] for r in records])  # type: ignore[index]
+    columns: dict[str, Sequence[Any] | FloatArray] = dict.fromkeys(_EMPTY_RECORD, (None,) * n)
+    for column, name, spec in zip(rows, names, specs, strict=True):
+        kind = spec[1]  # type: ignore[index]
+        plain: Sequence[Any] | FloatArray | None
+        if kind == _NUMBER:
+            plain = _number_column(column)
+        elif kind == _TIME:
+            plain = _time_column(column)
+        else:
+            plain = column if set(map(type, column)) <= _STR_AND_NONE else None
         if plain is None:
-            return None
+            plain = _plain_column(kind, column)
+            if plain is None:
+                return None
         columns[name] = plain
-    provided = set(names)
-    fields = tuple(columns)
-    out: list[Record] = []
-    for row in zip(*columns.values(), strict=True):
-        record = _new_record(Record)
-        _set(record, "__dict__", dict(zip(fields, row, strict=True)))
-        _set(record, "__pydantic_fields_set__", provided.copy())
-        _set(record, "__pydantic_extra__", None)
-        _set(record, "__pydantic_private__", None)
-        out.append(record)
-    return out
+    return RecordBatch(columns, set(names), n)
 
 
-def _fast_records(records: Sequence[Record | Mapping[str, Any]]) -> list[Record] | None:
+def _fast_records(
+    records: Sequence[Record | Mapping[str, Any]],
+) -> list[Record] | RecordBatch | None:
     """The records validated without pydantic when every value is of a plain kind, or None."""
-    if not all(type(r) is dict for r in records):
+    if set(map(type, records)) != {dict}:
         return None
     rows: Sequence[dict[str, Any]] = records  # type: ignore[assignment]
     # Field by field pays off from a few records on; one record goes faster cell by cell.
-    if len(rows) >= _TABLE_FROM and all(r.keys() == rows[0].keys() for r in rows):
-        return _fast_table(rows)
+    # Equal sizes and the first record's keys found in every one: the same key sets.
+    if len(rows) >= _TABLE_FROM and len(set(map(len, rows))) == 1:
+        batch = _fast_table(rows)
+        if batch is not None:
+            return batch
     out: list[Record] = []
     for r in rows:
         fields = _fast_fields(r)
@@ -332,8 +512,21 @@ def _problem(error: Mapping[str, Any]) -> Problem:
     return Problem(message=message, index=index, field=field)
 
 
-def validate_records(records: Sequence[Record | Mapping[str, Any]]) -> list[Record]:
-    """Validate raw records, collecting every problem with its record index and field."""
+def sample_ids(records: Sequence[Record]) -> list[str | None]:
+    """Each validated record's ``sample_id``; from a ``RecordBatch`` without building records."""
+    if type(records) is RecordBatch:
+        return list(records.sample_ids)
+    return [record.sample_id for record in records]
+
+
+def validate_records(records: Sequence[Record | Mapping[str, Any]]) -> Sequence[Record]:
+    """Validate raw records, collecting every problem with its record index and field.
+
+    The result is a sequence of ``Record``: a ``RecordBatch`` for a batch of plain records
+    (JSON values) that all send the same fields, else a list.
+    """
+    if type(records) is RecordBatch:  # a type test: isinstance asks the Sequence ABC
+        return records
     if all(isinstance(r, Record) for r in records):
         return list(records)  # type: ignore[arg-type]
     fast = _fast_records(records)
