@@ -28,7 +28,7 @@ from app.schemas import (
 from app.settings import Settings
 from yield_model.card import ModelCard
 from yield_model.predict import PredictionResult, TrainedModel
-from yield_model.schemas import Record, validate_records
+from yield_model.schemas import Record, sample_ids, validate_records
 
 router = APIRouter()
 
@@ -127,12 +127,12 @@ def prediction_results(
             "predictions": [
                 {
                     "prediction_id": prediction_id,
-                    "sample_id": record.sample_id,
+                    "sample_id": sample_id,
                     "predicted_yield": value,
                     "warnings": warnings,
                 }
-                for prediction_id, record, value, warnings in zip(
-                    ids, records, result.predictions, result.warnings, strict=True
+                for prediction_id, sample_id, value, warnings in zip(
+                    ids, sample_ids(records), result.predictions, result.warnings, strict=True
                 )
             ],
         }

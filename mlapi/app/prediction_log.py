@@ -34,7 +34,7 @@ import numpy.typing as npt
 import orjson
 
 from yield_model.predict import PredictionResult
-from yield_model.schemas import Record
+from yield_model.schemas import Record, sample_ids
 
 FloatArray = npt.NDArray[np.float64]
 FeedbackStatus = Literal["recorded", "unknown", "duplicate"]
@@ -250,7 +250,7 @@ class PredictionLog:
             count,
             keys,
             np.asarray(result.predictions, dtype=_YIELDS).tobytes(),
-            orjson.dumps([record.sample_id for record in records]),
+            orjson.dumps(sample_ids(records)),
             orjson.dumps(result.warnings),
             orjson.dumps(inputs),
         )
