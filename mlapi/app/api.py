@@ -15,7 +15,7 @@ from app import __version__, metrics
 from app.deps import JsonBody, LogDep, ModelDep, SettingsDep
 from app.errors import ApiError, error_responses
 from app.feedback import parse_feedback
-from app.inputs import parse_inputs
+from app.inputs import parse_body
 from app.prediction_log import PredictionEntry, PredictionLog, new_prediction_ids
 from app.schemas import (
     FeedbackResult,
@@ -86,7 +86,7 @@ async def predict(request: Request, body: JsonBody, model: ModelDep, log: LogDep
 def _predict(
     request: Request, body: bytes, model: TrainedModel, log: PredictionLog, settings: Settings
 ) -> Response:
-    inputs = parse_inputs(body, settings.max_records)
+    inputs, strict = parse_body(body, settings.max_records)
     request.state.record_count = len(inputs)
     if settings.log_record_values:
         request.state.record_values = inputs
@@ -97,7 +97,7 @@ def _predict(
     ids = new_prediction_ids(len(records))
     # Answered only once on record: an acknowledged prediction survives a crash.
     started = time.perf_counter()
-    log.record(ids, inputs, records, result, time.time())
+    log.record(ids, inputs, records, result, time.time(), body=body if strict else None)
     metrics.record_log_write(time.perf_counter() - started)
     metrics.record_prediction(
         result.model_version,

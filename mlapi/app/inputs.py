@@ -23,12 +23,13 @@ def _nan_only(constant: str) -> None:
         raise ValueError(f"{constant} is not a JSON number")
 
 
-def _loads(body: bytes) -> Any:
-    """The body's JSON, also when missing values are written NaN, as Python and pandas do."""
+def _loads(body: bytes) -> tuple[Any, bool]:
+    """The body's JSON, also when missing values are written NaN, as Python and pandas do;
+    and whether it was strict JSON."""
     if not body.strip():
         raise ApiError(400, "malformed_json", "the request body is empty; send JSON")
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), True
     except orjson.JSONDecodeError as exc:
         error = exc
     # NaN is not JSON, but json.dumps writes it for every blank cell of a pandas frame; read
@@ -40,12 +41,17 @@ def _loads(body: bytes) -> Any:
     except (ValueError, RecursionError, orjson.JSONEncodeError):
         message = f"the request body is not valid JSON: {error}"
         raise ApiError(400, "malformed_json", message) from None
-    return payload
+    return payload, False
 
 
 def parse_inputs(body: bytes, max_records: int) -> list[Any]:
     """The ``inputs`` list of a ``{"inputs": [record, ...]}`` body, before record validation."""
-    payload = _loads(body)
+    return parse_body(body, max_records)[0]
+
+
+def parse_body(body: bytes, max_records: int) -> tuple[list[Any], bool]:
+    """``parse_inputs``, and whether the body was strict JSON (no NaN), as the log keeps it."""
+    payload, strict = _loads(body)
     if not isinstance(payload, dict):
         raise _invalid('the body must be a JSON object: {"inputs": [record, ...]}', field=None)
     unknown = sorted(key for key in payload if key != "inputs")
@@ -65,4 +71,4 @@ def parse_inputs(body: bytes, max_records: int) -> list[Any]:
             "too_many_records",
             f"{len(inputs)} records sent; at most {max_records} are accepted per request",
         )
-    return inputs
+    return inputs, strict

@@ -7,10 +7,11 @@ crash of the machine does not either. Writing in the background would answer a l
 but a crash would then lose answered predictions.
 
 A request is written as one row, its records and results as JSON arrays (serialising them in
-one call is ten times faster than record by record), plus one small row per prediction that
-finds it by id. Prediction ids are time-ordered (UUID version 7), and a request's ids are
-sorted, so those rows are appended at the end of their index, in order, instead of being
-scattered over it.
+one call is ten times faster than record by record; the records as sent are the request
+body itself when it is strict JSON, so they are not written out again), plus one small row
+per prediction that finds it by id. Prediction ids are time-ordered (UUID version 7), and
+a request's ids are sorted, so those rows are appended at the end of their index, in order,
+instead of being scattered over it.
 
 Several processes open the same file: WAL lets readers run beside the one writer, and writers
 wait for each other (``BUSY_TIMEOUT_SECONDS``) rather than fail. Within a process, one
@@ -52,7 +53,8 @@ _YIELDS: Final = np.dtype("<f8")
 
 _SCHEMA: Final = (
     # ids: the prediction ids, 16 bytes each; predictions: little-endian float64 yields;
-    # sample_ids, inputs (the records as sent), warnings: JSON arrays. All in input order.
+    # sample_ids, warnings: JSON arrays; inputs (the records as sent): a JSON array, or the
+    # request body {"inputs": [...]} as received. All in input order.
     # predictions: where each prediction id's request row is, and its position there.
     """CREATE TABLE IF NOT EXISTS requests (
         seq INTEGER PRIMARY KEY,
@@ -98,6 +100,13 @@ _INDEX_PREDICTIONS: Final = (
 _INDEX_PREDICTION: Final = (
     "INSERT INTO predictions (id, request, position) VALUES (:keys, :request, 0)"
 )
+
+
+def _records_as_sent(stored: str) -> list[Any]:
+    """The records of a logged request: stored as their JSON array or as the request body."""
+    value = orjson.loads(stored)
+    records: list[Any] = value["inputs"] if isinstance(value, dict) else value
+    return records
 
 
 class PredictionLogError(Exception):
@@ -235,10 +244,14 @@ class PredictionLog:
         records: Sequence[Record],
         result: PredictionResult,
         created_at: float,
+        *,
+        body: bytes | None = None,
     ) -> None:
         """Write one request's predictions in one transaction; returns once it is committed.
 
-        ``inputs`` are the records as sent (JSON values), ``records`` as validated.
+        ``inputs`` are the records as sent (JSON values), ``records`` as validated. ``body``,
+        if given, is the request they came in, ``{"inputs": [...]}`` in strict JSON: stored
+        as received instead of writing ``inputs`` out again (~3 ms for 1,000 records).
         """
         count = len(ids)
         if not len(inputs) == len(records) == len(result.predictions) == count > 0:
@@ -252,7 +265,7 @@ class PredictionLog:
             np.asarray(result.predictions, dtype=_YIELDS).tobytes(),
             orjson.dumps(sample_ids(records)),
             orjson.dumps(result.warnings),
-            orjson.dumps(inputs),
+            orjson.dumps(inputs) if body is None else body,
         )
         with self._lock, _errors("record the predictions"), self._transaction() as db:
             # JSON goes in as bytes and is stored as TEXT: no decoding in Python.
@@ -321,7 +334,7 @@ class PredictionLog:
             created_at=created,
             model_version=version,
             sample_id=orjson.loads(sample_ids)[position],
-            inputs=orjson.loads(inputs)[position],
+            inputs=_records_as_sent(inputs)[position],
             predicted_yield=_yield_at(yields, position),
             warnings=orjson.loads(warnings)[position],
             feedback=None if actual is None else FeedbackEntry(actual, received),
@@ -343,7 +356,7 @@ class PredictionLog:
                     break
                 # the newest request first; of the oldest one read, its latest records
                 wanted = limit - kept
-                inputs.append(orjson.loads(request_inputs)[-wanted:])
+                inputs.append(_records_as_sent(request_inputs)[-wanted:])
                 yields.append(np.frombuffer(request_yields, dtype=_YIELDS)[-wanted:])
                 kept += len(inputs[-1])
         return Window(

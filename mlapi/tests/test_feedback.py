@@ -251,3 +251,22 @@ def test_prediction_ids_are_found_in_the_log(client: TestClient, record: dict[st
         found = client.get(f"/api/v1/predictions/{prediction['prediction_id']}").json()
         assert found["predicted_yield"] == prediction["predicted_yield"]
         assert uuid.UUID(found["prediction_id"]).version == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "a6"),
+    [
+        (b'{"inputs": [{"sample_id": "x1", "A6": 38.5, "A2": NaN}]}', 38.5),  # lenient
+        (b'{\n  "inputs": [ {"sample_id": "x1", "A6": 38.5, "A2": null} ]\n}', 38.5),  # strict
+    ],
+)
+def test_the_log_returns_the_record_as_sent_whatever_the_json(
+    client: TestClient, body: bytes, a6: float
+) -> None:
+    answer = client.post(
+        "/api/v1/predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 200
+    (prediction,) = answer.json()["predictions"]
+    found = client.get(f"/api/v1/predictions/{prediction['prediction_id']}").json()
+    assert found["inputs"] == {"sample_id": "x1", "A6": a6, "A2": None}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from app import prediction_log
@@ -313,3 +314,24 @@ def test_a_request_must_have_one_id_per_record(log: PredictionLog) -> None:
     with pytest.raises(ValueError, match="one entry each"):
         log.record([], [], [], PredictionResult("0.1.0", [], [], {}, {}), T0)
     assert np.array_equal(log.recent_predictions("0.1.0", 5).predictions, [])
+
+
+def test_records_stored_as_the_request_body_come_back_as_sent(log: PredictionLog) -> None:
+    # Given one request logged from its body (kept as received, spacing and all) and one
+    # logged from its records, as when the body was not strict JSON
+    inputs: list[Any] = [{**EXAMPLE_RECORD, "sample_id": f"b{i}", "A6": 40 + i} for i in range(3)]
+    body = b'{ "inputs" :\n ' + orjson.dumps(inputs) + b" }"
+    result = PredictionResult("0.1.0", [0.91, 0.92, 0.93], [[], [], []], {}, {})
+    from_body = new_prediction_ids(3)
+    log.record(from_body, inputs, validate_records(inputs), result, T0, body=body)
+    from_records = write(log, [0.94, 0.95], at=T0 + 1)
+    # When / Then: each record comes back, by id and in the monitoring window, in order
+    entry = log.get(from_body[2])
+    assert entry is not None
+    assert entry.inputs == inputs[2]
+    second = log.get(from_records[1])
+    assert second is not None
+    assert second.inputs["sample_id"] == "s1"
+    window = log.recent_predictions("0.1.0", 4)
+    assert [r["sample_id"] for r in window.inputs] == ["b1", "b2", "s0", "s1"]
+    assert window.predictions.tolist() == [0.92, 0.93, 0.94, 0.95]
