@@ -399,7 +399,9 @@ def test_batches_with_mixed_key_sets_equal_pydantic(trained_model: TrainedModel)
 
 
 @pytest.mark.parametrize("column", ["A6", "A5", "sample_id"])
-@pytest.mark.parametrize("bad", [True, [1], "x" * 200, "hot", float("inf"), 1.5])
+@pytest.mark.parametrize(
+    "bad", [True, [1], "x" * 200, "hot", float("inf"), 1.5, 1e39, -(10**400), None, "38.5"]
+)
 def test_unusual_values_in_a_batch_get_pydantic_s_outcome(column: str, bad: Any) -> None:
     records = [dict(EXAMPLE_RECORD) for _ in range(12)]
     records[9] = {**records[9], column: bad}
@@ -466,3 +468,14 @@ def test_sample_ids_are_those_of_the_validated_records(count: int) -> None:
     assert sample_ids(records) == [*(f"s{i}" for i in range(count - 1)), None]
     assert sample_ids(records) == [record.sample_id for record in list(records)]
     assert sample_ids(list(records)) == sample_ids(records)
+
+
+@pytest.mark.parametrize("count", [1, 12])
+def test_an_integer_beyond_any_float_is_an_input_error_naming_the_field(count: int) -> None:
+    records = [dict(EXAMPLE_RECORD) for _ in range(count)]
+    records[-1]["B14"] = 10**400
+    with pytest.raises(InvalidInputError) as caught:
+        validate_records(records)
+    (problem,) = caught.value.problems
+    assert (problem.index, problem.field) == (count - 1, "B14")
+    assert "between -3.4e38 and 3.4e38" in problem.message

@@ -33,13 +33,16 @@ def _is_nan(value: object) -> bool:
     return isinstance(value, float | np.floating) and math.isnan(value)
 
 
+_OUT_OF_RANGE: Final = "must be between -3.4e38 and 3.4e38, the range the model computes in"
+
+
 def _finite(number: float) -> float | None:
     if math.isnan(number):
         return None
     if math.isinf(number):
         raise ValueError("must be a finite number")
     if abs(number) > FLOAT32_MAX:
-        raise ValueError("must be between -3.4e38 and 3.4e38, the range the model computes in")
+        raise ValueError(_OUT_OF_RANGE)
     return number
 
 
@@ -50,7 +53,11 @@ def _numeric(value: object) -> float | str | None:
     if isinstance(value, bool | np.bool_):
         raise ValueError("expected a number, got a boolean")
     if isinstance(value, numbers.Real):  # numpy scalars too, as pandas rows carry them
-        return _finite(float(value))
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ValueError(_OUT_OF_RANGE) from None
+        return _finite(number)
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -311,6 +318,15 @@ def _number_column(column: Sequence[Any]) -> FloatArray | list[Any] | None:
     """A numeric field's validated values: float64, NaN for None, when all are numbers; a
     list when Excel dates are kept as text; None when a cell is neither a number, a numeric
     string, an Excel date, a blank nor null (the caller then goes cell by cell)."""
+    if set(map(type, column)) <= _INT_FLOAT_NONE:
+        # Numbers as JSON sends them, the usual case: one conversion, booleans and numpy
+        # scalars excluded. Infinities and magnitudes beyond float32 go cell by cell.
+        try:
+            values = np.array(column, dtype=np.float64)
+        except OverflowError:
+            return None
+        ok = (np.isnan(values) | (np.abs(values) <= FLOAT32_MAX)).all()
+        return values if ok else None
     n = len(column)
     for _ in range(2):  # once more after learning the strings not seen before
         try:
@@ -328,14 +344,6 @@ def _number_column(column: Sequence[Any]) -> FloatArray | list[Any] | None:
             return cells
         if not _learn_numbers(column, unknown):
             break
-    # Numbers as JSON sends them: one conversion, booleans and numpy scalars excluded.
-    if set(map(type, column)) <= _INT_FLOAT_NONE:
-        try:
-            values = np.array(column, dtype=np.float64)
-        except OverflowError:
-            return None
-        if (np.isnan(values) | (np.abs(values) <= FLOAT32_MAX)).all():
-            return values
     return None
 
 
