@@ -66,17 +66,15 @@ def check_prediction_log(settings: Settings) -> None:
         raise StartupError(f"{exc} (set MLAPI_PREDICTION_LOG_PATH to a writable location)") from exc
 
 
-def gunicorn_options(settings: Settings, board: LoadBoard | None = None) -> dict[str, Any]:
+def gunicorn_options(settings: Settings, board: LoadBoard) -> dict[str, Any]:
     """gunicorn's settings for these service settings; ``board`` balances connections."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
 
     def pre_fork(server: Any, worker: Any) -> None:
-        if board is not None:
-            assign_slot(board, worker, server.WORKERS.values())
+        assign_slot(board, worker, server.WORKERS.values())
 
     def child_exit(server: Any, worker: Any) -> None:
-        if board is not None:
-            release_slot(board, worker)
+        release_slot(board, worker)
         # Imported here, in the master, only after PROMETHEUS_MULTIPROC_DIR is set.
         from prometheus_client import multiprocess
 

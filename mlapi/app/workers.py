@@ -97,27 +97,51 @@ class _TrackedConnections(set[Any]):
         self._changed()
 
 
+class WorkerLoad:
+    """This worker's load: its connections, and those its acceptors are setting up.
+
+    Publishes every change on the board and tells the acceptors, which may then take
+    connections they were leaving to others.
+    """
+
+    def __init__(self, board: LoadBoard, slot: int, connections: Callable[[], int]) -> None:
+        self.board = board
+        self.slot = slot
+        self._connections = connections
+        self.acceptors: list[BalancedAcceptor] = []
+
+    def current(self) -> int:
+        """Connections served or being set up."""
+        return self._connections() + sum(a.pending for a in self.acceptors)
+
+    def changed(self) -> None:
+        """Publish the load; acceptors waiting on busier workers reconsider."""
+        self.board.publish(self.slot, self.current())
+        for acceptor in self.acceptors:
+            acceptor.reconsider()
+
+    def others_less_loaded(self) -> bool:
+        """Whether another serving worker has fewer connections than this one."""
+        return self.board.others_less_loaded(self.slot, self.current())
+
+
 class BalancedAcceptor:
     """Accepts connections from one listening socket for this worker's event loop.
 
     Stands in for the ``asyncio.Server`` uvicorn would create: it has ``close`` and
-    ``wait_closed``. ``load`` is how many connections this worker serves.
+    ``wait_closed``.
     """
 
-    def __init__(  # noqa: PLR0917 (each argument is a different collaborator)
+    def __init__(
         self,
         sock: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
-        load: Callable[[], int],
-        board: LoadBoard,
-        slot: int,
+        load: WorkerLoad,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._sock = sock
         self._factory = protocol_factory
         self._load = load
-        self._board = board
-        self._slot = slot
         self._loop = loop
         self.pending = 0  # accepted, not yet handed to a protocol
         self._handoff: asyncio.TimerHandle | None = None  # left to a less busy worker
@@ -128,7 +152,7 @@ class BalancedAcceptor:
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:
-        if not self._board.others_less_loaded(self._slot, self._load()):
+        if not self._load.others_less_loaded():
             self._accept()
             return
         # Stop watching while a less busy worker takes it; take it after all if it does not.
@@ -142,9 +166,7 @@ class BalancedAcceptor:
 
     def reconsider(self) -> None:
         """After this worker's load changed: if it is now among the least busy, watch again."""
-        if self._handoff is not None and not self._board.others_less_loaded(
-            self._slot, self._load()
-        ):
+        if self._handoff is not None and not self._load.others_less_loaded():
             self._handoff.cancel()
             self._handoff = None
             self._watch()
@@ -170,7 +192,7 @@ class BalancedAcceptor:
         if conn.family in (socket.AF_INET, socket.AF_INET6):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pending += 1
-        self._board.publish(self._slot, self._load())
+        self._load.changed()
         task = self._loop.create_task(self._connect(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -187,8 +209,7 @@ class BalancedAcceptor:
             conn.close()
         finally:
             self.pending -= 1
-            self._board.publish(self._slot, self._load())
-            self.reconsider()
+            self._load.changed()
 
     def close(self) -> None:
         """Stop accepting; connections already accepted are served on."""
@@ -200,7 +221,7 @@ class BalancedAcceptor:
                 timer.cancel()
         self._handoff = self._retry = None
         self._loop.remove_reader(self._sock.fileno())
-        self._board.vacate(self._slot)
+        self._load.board.vacate(self._load.slot)
 
     async def wait_closed(self) -> None:
         """Return once every accepted connection has been handed to its protocol."""
@@ -227,17 +248,8 @@ class BalancedServer(Server):
         # ...and the acceptors hand it the connections they take.
         loop = asyncio.get_running_loop()
         config = self.config
-        acceptors: list[BalancedAcceptor] = []
-
-        def load() -> int:
-            return len(self.server_state.connections) + sum(a.pending for a in acceptors)
-
-        def publish() -> None:
-            self.board.publish(self.slot, load())
-            for acceptor in acceptors:
-                acceptor.reconsider()
-
-        self.server_state.connections = _TrackedConnections(publish)
+        load = WorkerLoad(self.board, self.slot, lambda: len(self.server_state.connections))
+        self.server_state.connections = _TrackedConnections(load.changed)
 
         def create_protocol() -> asyncio.Protocol:
             protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
@@ -245,13 +257,11 @@ class BalancedServer(Server):
             )
             return protocol
 
-        publish()  # from now on this worker takes connections
+        load.changed()  # from now on this worker takes connections
         for sock in sockets:
             raw: socket.socket = getattr(sock, "sock", sock)  # gunicorn wraps its sockets
-            acceptors.append(
-                BalancedAcceptor(raw, create_protocol, load, self.board, self.slot, loop)
-            )
-        self.servers.extend(acceptors)  # type: ignore[arg-type]
+            load.acceptors.append(BalancedAcceptor(raw, create_protocol, load, loop))
+        self.servers.extend(load.acceptors)  # type: ignore[arg-type]
 
 
 class BalancedUvicornWorker(UvicornWorker):  # type: ignore[misc]
