@@ -156,7 +156,7 @@ def _steps(records: list[dict[str, Any]]) -> dict[str, float]:
     """Median seconds of each step the API adds to a prediction, in-process."""
     from app import metrics
     from app.api import prediction_results
-    from app.inputs import parse_inputs
+    from app.inputs import parse_body
 
     model = load_model()
     body = orjson.dumps({"inputs": records})
@@ -167,7 +167,7 @@ def _steps(records: list[dict[str, Any]]) -> dict[str, float]:
         return prediction_results(validated, result)
 
     steps: dict[str, Callable[[], object]] = {
-        "parse JSON body": lambda: parse_inputs(body, 100_000),
+        "parse JSON body": lambda: parse_body(body, 100_000),
         "validate records (package)": lambda: validate_records(records),
         "model.predict (package)": lambda: model.predict(validated),
         "metrics": lambda: metrics.record_prediction(

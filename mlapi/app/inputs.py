@@ -44,13 +44,9 @@ def _loads(body: bytes) -> tuple[Any, bool]:
     return payload, False
 
 
-def parse_inputs(body: bytes, max_records: int) -> list[Any]:
-    """The ``inputs`` list of a ``{"inputs": [record, ...]}`` body, before record validation."""
-    return parse_body(body, max_records)[0]
-
-
 def parse_body(body: bytes, max_records: int) -> tuple[list[Any], bool]:
-    """``parse_inputs``, and whether the body was strict JSON (no NaN), as the log keeps it."""
+    """The ``inputs`` list of a ``{"inputs": [record, ...]}`` body, before record validation,
+    and whether the body was strict JSON (no NaN): the log then keeps the body as sent."""
     payload, strict = _loads(body)
     if not isinstance(payload, dict):
         raise _invalid('the body must be a JSON object: {"inputs": [record, ...]}', field=None)
