@@ -115,7 +115,8 @@ def _cached_parses(
     return [[entry[k] for entry in entries] for k in range(len(entries[0]))]
 
 
-#: From this many rows a time column is parsed through ``_Known``: one lookup a cell.
+#: From this many rows a time column is parsed through ``_Known``: one lookup a cell. Below,
+#: ``_cached_parses`` is cheaper (one record: 0.24 against 0.32 ms for the whole predict).
 _POSITIONS_FROM: Final = 16
 
 

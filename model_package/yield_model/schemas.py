@@ -6,7 +6,7 @@ The API reuses these models, so a record is described once for HTTP and for Pyth
 import math
 import numbers
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Annotated, Any, Final, overload
 
@@ -249,15 +249,10 @@ def _fast_fields(raw: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _construct(fields: dict[str, Any]) -> Record:
-    # What Record.model_construct does (~45 µs), for values already validated (~2 µs).
-    record = _new_record(Record)
+    """A record of these validated fields, the others at their default (None)."""
     values = _EMPTY_RECORD.copy()
     values.update(fields)
-    _set(record, "__dict__", values)
-    _set(record, "__pydantic_fields_set__", set(fields))
-    _set(record, "__pydantic_extra__", None)
-    _set(record, "__pydantic_private__", None)
-    return record
+    return _record(values, fields.keys())
 
 
 _TABLE_FROM: Final = 8
@@ -445,7 +440,8 @@ class RecordBatch(Sequence[Record]):
         return self._records
 
 
-def _record(values: dict[str, Any], fields_set: frozenset[str]) -> Record:
+def _record(values: dict[str, Any], fields_set: Iterable[str]) -> Record:
+    # What Record.model_construct does (~45 µs), for values already validated (~2 µs).
     record = _new_record(Record)
     _set(record, "__dict__", values)
     _set(record, "__pydantic_fields_set__", set(fields_set))
@@ -523,7 +519,7 @@ def _problem(error: Mapping[str, Any]) -> Problem:
 def sample_ids(records: Sequence[Record]) -> list[str | None]:
     """Each validated record's ``sample_id``; from a ``RecordBatch`` without building records."""
     if type(records) is RecordBatch:
-        return list(records.sample_ids)
+        return records.sample_ids  # a new list already
     return [record.sample_id for record in records]
 
 
