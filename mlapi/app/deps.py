@@ -10,8 +10,7 @@ from app.settings import Settings
 from yield_model.predict import TrainedModel
 
 
-# Trivial dependencies are ``async`` so they run inline rather than costing a thread hop.
-async def get_model(request: Request) -> TrainedModel:
+def model_of(request: Request) -> TrainedModel:
     """The model loaded at startup; 503 while there is none."""
     model: TrainedModel | None = getattr(request.state, "model", None)
     if model is None:
@@ -19,12 +18,23 @@ async def get_model(request: Request) -> TrainedModel:
     return model
 
 
-async def get_prediction_log(request: Request) -> PredictionLog:
+def prediction_log_of(request: Request) -> PredictionLog:
     """The prediction log opened at startup; 503 while there is none."""
     log: PredictionLog | None = getattr(request.state, "prediction_log", None)
     if log is None:
         raise ApiError(503, "not_ready", "the prediction log is not open yet; retry shortly")
     return log
+
+
+# Trivial dependencies are ``async`` so they run inline rather than costing a thread hop.
+async def get_model(request: Request) -> TrainedModel:
+    """``model_of`` as a dependency."""
+    return model_of(request)
+
+
+async def get_prediction_log(request: Request) -> PredictionLog:
+    """``prediction_log_of`` as a dependency."""
+    return prediction_log_of(request)
 
 
 async def get_app_settings(request: Request) -> Settings:

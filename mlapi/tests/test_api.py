@@ -8,11 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 
 from app import __version__
 from app.api import INLINE_BODY_BYTES
-from app.deps import get_model
 from app.main import create_app
 from app.schemas import PredictionResults
 from app.settings import Settings
@@ -157,13 +157,9 @@ def test_a_bug_is_a_500_with_the_error_body_not_a_traceback(
             raise RuntimeError("boom")
 
     app = create_app(Settings())
-
-    async def broken_model() -> BrokenModel:
-        return BrokenModel()
-
-    app.dependency_overrides[get_model] = broken_model
     # When
     with TestClient(app, raise_server_exceptions=False) as client:
+        client.app_state["model"] = BrokenModel()  # what the lifespan loaded, replaced
         response = client.post("/api/v1/predict", json={"inputs": [record]})
     # Then
     assert response.status_code == 500
@@ -202,15 +198,11 @@ def test_a_worker_computes_at_most_predict_threads_requests_at_once(
                     running -= 1
 
     app = create_app(Settings(predict_threads=2))
-
-    async def counting_model() -> CountingModel:
-        return CountingModel()
-
-    app.dependency_overrides[get_model] = counting_model
     # When six requests arrive together, each too large to be computed on the event loop
     body = {"inputs": [record] * 40}
     assert len(orjson.dumps(body)) > INLINE_BODY_BYTES
     with TestClient(app) as client, ThreadPoolExecutor(6) as pool:
+        client.app_state["model"] = CountingModel()
         answers = list(pool.map(lambda _: client.post("/api/v1/predict", json=body), range(6)))
     # Then all are answered, two at a time
     assert [a.status_code for a in answers] == [200] * 6
@@ -234,14 +226,15 @@ def test_small_requests_are_computed_on_the_event_loop_large_ones_in_a_thread(
 
     app = create_app()
 
-    async def noting_model() -> NotingModel:
-        threads.append(threading.get_ident())  # dependencies run on the loop
-        return NotingModel()
+    @app.middleware("http")
+    async def note_loop_thread(request: Request, call_next: Any) -> Any:
+        threads.append(threading.get_ident())  # middleware runs on the loop
+        return await call_next(request)
 
-    app.dependency_overrides[get_model] = noting_model
     body = {"inputs": [record] * records}
     # When
     with TestClient(app) as client:
+        client.app_state["model"] = NotingModel()
         response = client.post("/api/v1/predict", json=body)
     # Then
     assert response.status_code == 200

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from mlapi_support import Scrape
 
 from app import metrics
-from app.deps import get_prediction_log
 from app.main import create_app
 from app.prediction_log import PredictionLogError
 from app.settings import Settings
@@ -210,13 +209,8 @@ class BrokenLog:
 @pytest.fixture
 def broken_log_client() -> Iterator[TestClient]:
     """A client of an app whose prediction log cannot be written."""
-    app = create_app(Settings())
-
-    async def broken() -> BrokenLog:
-        return BrokenLog()
-
-    app.dependency_overrides[get_prediction_log] = broken
-    with TestClient(app) as client:
+    with TestClient(create_app(Settings())) as client:
+        client.app_state["prediction_log"] = BrokenLog()  # what the lifespan opened, replaced
         yield client
 
 
