@@ -15,13 +15,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import GradientBoostingRegressor
+from test_parsing import (
+    CLEAN_RANGES,
+    EXCEL_SERIALS,
+    MISSING_VALUES,
+    NUMBERS,
+    POINTS,
+    QUIRKY_RANGES,
+)
 
 from yield_model.columns import FEATURE_COLUMNS, NUMERIC_COLUMNS, TIME_COLUMNS
 from yield_model.config import TrainingConfig
 from yield_model.data import load_dataset
 from yield_model.datasets import QUIRKS
 from yield_model.errors import InvalidInputError
-from yield_model.features import StepDurations
+from yield_model.features import ProcessLogParser, StepDurations
 from yield_model.pipeline import CompiledPipeline, compile_pipeline
 from yield_model.predict import TrainedModel, records_to_frame
 from yield_model.schemas import (
@@ -112,11 +120,12 @@ def _random_records(rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
     return records
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 63, 64, 65, 300])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65, 300])
 def test_predictions_equal_the_pipeline_on_random_records(
     trained_model: TrainedModel, n: int
 ) -> None:
-    # 64 rows is where the array walk hands over to scikit-learn's loop.
+    # 64 rows is where the array walk hands over to scikit-learn's loop; below 16 rows cells
+    # are parsed one by one, below 5 the regressor's input is computed row by row.
     rng = np.random.default_rng(n)
     _assert_same_as_pipeline(trained_model, _random_records(rng, n))
 
@@ -130,7 +139,7 @@ def test_tree_walk_equals_scikit_learn_at_the_thresholds(trained_model: TrainedM
     rng = np.random.default_rng(7)
     internal = trees.children[2 * np.arange(len(trees.feature))] != np.arange(len(trees.feature))
     thresholds = trees.threshold[internal].astype(np.float32)
-    for rows in (1, 5, 64):
+    for rows in (1, 2, 5, 15, 16, 17, 64):
         X = rng.choice(thresholds, size=(rows, trees.n_features)).astype(np.float32)
         X += rng.choice([-1, 0, 1], size=X.shape) * np.spacing(X)
         expected = regressor._raw_predict(X)[:, 0]
@@ -177,6 +186,198 @@ def test_durations_equal_the_step_by_step_definition() -> None:
             got = durations.add_durations(X)
             assert got.shape == expected.shape
             assert _bits(got.ravel()) == _bits(expected.ravel())
+
+
+_MAX = float(np.finfo(np.float64).max)
+#: Values where float arithmetic has its corners: NaN (with payloads and sign), infinities,
+#: signed zeros, the largest and smallest floats, multiples of 24 and their neighbours.
+_EDGE_VALUES = np.array(
+    [
+        math.nan, -math.nan, math.inf, -math.inf, 0.0, -0.0, _MAX, -_MAX, 1e308, -1e308,
+        24.0, -24.0, 48.0, np.nextafter(24.0, 0.0), 5e-324, -5e-324, 1e-300, 1e17, -1e17, 12.0,
+        *np.array([0x7FF8000000000001, 0xFFF8000000000123], dtype=np.uint64).view(np.float64),
+    ]
+)  # fmt: skip
+
+
+def _edge_rows(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Random floats of all magnitudes, a random share of them replaced by edge values."""
+    X = rng.uniform(-50, 50, shape)
+    if rng.random() < 0.5:
+        X *= 10.0 ** rng.integers(-300, 300, shape)
+    edge = rng.random(shape) < rng.random()
+    X[edge] = rng.choice(_EDGE_VALUES, int(edge.sum()))
+    return X
+
+
+def test_durations_of_a_row_equal_the_array_version_to_the_bit() -> None:
+    # Python's float % and numpy's mod both take C's fmod, then the divisor's sign; the total
+    # is a left-to-right sum either way. Checked on the corners where they could part.
+    rng = np.random.default_rng(17)
+    with np.errstate(all="ignore"):
+        for _ in range(1500):
+            names: list[str] = []
+            stamps = [f"s{k}" for k in range(rng.integers(0, 10))]
+            for stamp in stamps:
+                names += [f"{stamp}_start", f"{stamp}_duration"] if rng.random() < 0.5 else [stamp]
+            names.append("other")
+            X = _edge_rows(rng, (int(rng.integers(1, 5)), len(names)))
+            durations = StepDurations(stamps=stamps).fit(
+                pd.DataFrame(np.zeros_like(X), columns=names)
+            )
+            rows = [row + durations.row_durations(row) for row in X.tolist()]
+            assert _bits(np.array(rows).ravel()) == _bits(durations.add_durations(X).ravel())
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_row_by_row_regressor_input_equals_the_array_version(
+    trained_model: TrainedModel, n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled = trained_model._compiled
+    assert compiled is not None
+    rng = np.random.default_rng(n)
+    n_columns = len(trained_model.pipeline[0].get_feature_names_out())
+    with np.errstate(all="ignore"):
+        for _ in range(100):
+            parsed = _edge_rows(rng, (n, n_columns))
+            row_by_row = compiled.predict(parsed)
+            with monkeypatch.context() as patch:
+                patch.setattr("yield_model.pipeline._ROW_BY_ROW_BELOW", 0)
+                as_arrays = compiled.predict(parsed)
+            assert _bits(row_by_row) == _bits(as_arrays)
+
+
+def _quirky_cells(alone: bool) -> tuple[list[Any], list[Any]]:
+    """Cells of every kind for number and time columns: the parsing tests' tables, the
+    generated data's quirks, and what no record validates (ints, bools, huge text). With
+    ``alone``, none on which the column-wise path raises for some columns only: an int beyond
+    any float (pandas' conversion), a list (a column of lists of one reads as 2-D)."""
+    numbers = [raw for raw, _ in NUMBERS] + [raw for raw, _ in EXCEL_SERIALS] + MISSING_VALUES
+    numbers += [math.inf, -math.inf, 1e39, -3.5e38, "1e39", "inf", 2**60, True]
+    numbers += [] if alone else [10**400, [1]]
+    numbers += ["abc", "1_000", "３", " 1900/1/9 7:00 ", "1900-03-10 00:00:00", "x" * 150, -0.0]
+    times = [raw for raw, *_ in POINTS + CLEAN_RANGES + QUIRKY_RANGES] + MISSING_VALUES
+    times += [literal for _, literal in QUIRKS]
+    times += ["abc", "25:00", "18:30-15:00", "1900/1/9 7:00", 700, 13.5, [1], "1" * 150]
+    times += [np.str_("13:30:00"), math.inf]
+    return numbers, times
+
+
+def _quirky_columns(
+    rng: np.random.Generator, parser: ProcessLogParser, n: int, alone: bool = False
+) -> list[Sequence[Any] | np.ndarray]:
+    """Raw columns as ``parse_columns`` may get them: tuples (records), object arrays
+    (frames), float arrays (record batches), lists; plain floats and None in most number
+    columns, anything in some. With ``alone``, cells each row parses alike alone or in the
+    batch (see ``_quirky_cells``; NaN only without a payload, which the batch's block of
+    plain columns keeps unless one holds a float beyond float32's range)."""
+    numbers, times = _quirky_cells(alone)
+    plain = [float(v) for v in rng.normal(100, 80, 20)] + [None, -0.0, 3.4e38]
+    plain += [math.nan] if alone else [float(v) for v in _EDGE_VALUES if math.isnan(v)]
+    beyond = rng.random() < 0.2  # a float beyond float32 sends every number column to the parser
+    columns: list[Sequence[Any] | np.ndarray] = []
+    for kind in parser.kinds_:
+        mode = rng.random()
+        if kind != "number":
+            pool = times
+        elif mode < 0.6:
+            pool = plain + ([1e39] if beyond else [])
+        elif mode < 0.8:
+            pool = plain + [v for v in numbers if isinstance(v, str)]
+        else:
+            pool = numbers + plain
+        cells = [pool[i] for i in rng.integers(len(pool), size=n)]
+        container = rng.random()
+        if kind == "number" and mode < 0.6 and container < 0.3:
+            dtype = np.float64 if container < 0.2 else np.float32  # float32: not taken as is
+            columns.append(np.array([math.nan if v is None else v for v in cells], dtype=dtype))
+        elif container < 0.5:
+            columns.append(tuple(cells))
+        elif container < 0.8:
+            column = np.empty(n, dtype=object)
+            column[:] = cells
+            columns.append(column)
+        else:
+            columns.append(cells)
+    return columns
+
+
+def _parse(parser: ProcessLogParser, columns: list[Any], n: int) -> Any:
+    """The parser's output and report as bits and values, or the exception it raised."""
+    try:
+        out, report = parser.parse_columns(columns, n)
+    except Exception as exc:  # on the cells _quirky_cells leaves out with ``alone``
+        return type(exc), str(exc)
+    return out.shape, _bits(out.ravel()), report, list(report.absent)
+
+
+@pytest.mark.parametrize("n", [1, 2, 15])
+def test_few_rows_parse_as_the_column_wise_path(
+    trained_model: TrainedModel, n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Below 16 rows cells are parsed one by one in Python; the column-wise path, taken for
+    # any batch when its threshold is lowered, must give the same bits, counts and warnings.
+    parser = trained_model.pipeline[0]
+    rng = np.random.default_rng(n)
+    with np.errstate(all="ignore"):
+        for _ in range(60):
+            columns = _quirky_columns(rng, parser, n)
+            few = _parse(parser, columns, n)
+            with monkeypatch.context() as patch:
+                patch.setattr("yield_model.features._POSITIONS_FROM", 1)
+                assert few == _parse(parser, columns, n)
+
+
+@pytest.mark.parametrize("beyond", [np.float32, np.float64])
+def test_the_block_of_plain_columns_is_decided_as_column_wise(
+    trained_model: TrainedModel, beyond: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A NaN's payload survives in the block of plain columns, unless one of them holds an
+    # infinity; a float32 array is no plain column, so its infinity does not count.
+    parser = trained_model.pipeline[0]
+    nan = float(_EDGE_VALUES[-1])
+    columns: list[Any] = [(nan,) if kind == "number" else ("13:30",) for kind in parser.kinds_]
+    columns[0] = np.array([math.inf], dtype=beyond)
+    few = _parse(parser, columns, 1)
+    monkeypatch.setattr("yield_model.features._POSITIONS_FROM", 1)
+    assert few == _parse(parser, columns, 1)
+    assert (_bits([nan])[0] in few[1]) is (beyond is np.float32)
+
+
+@pytest.mark.parametrize("n", [16, 17])
+def test_batches_parse_as_their_rows_one_by_one(trained_model: TrainedModel, n: int) -> None:
+    # From 16 rows columns are parsed as arrays; each row alone takes the path cell by cell.
+    parser = trained_model.pipeline[0]
+    rng = np.random.default_rng(n)
+    with np.errstate(all="ignore"):
+        for _ in range(15):
+            columns = _quirky_columns(rng, parser, n, alone=True)
+            whole, report = parser.parse_columns(columns, n)
+            rows = [parser.parse_columns([c[r : r + 1] for c in columns], 1) for r in range(n)]
+            for row, (one, one_report) in enumerate(rows):
+                assert _bits(one.ravel()) == _bits(whole[row])
+                assert one_report.warnings == [report.warnings[row]]
+            for counts in ("absent", "unparseable", "repaired"):
+                summed = {
+                    name: sum(getattr(one_report, counts)[name] for _, one_report in rows)
+                    for name in getattr(report, counts)
+                }
+                assert summed == getattr(report, counts)
+
+
+@pytest.mark.parametrize("cut", ["a short column", "a column too few"])
+def test_malformed_columns_fail_as_in_the_column_wise_path(
+    trained_model: TrainedModel, cut: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parser = trained_model.pipeline[0]
+    columns = _quirky_columns(np.random.default_rng(0), parser, 2)
+    columns = [*columns[:-1], columns[-1][:1]] if cut == "a short column" else columns[:-1]
+    with pytest.raises((ValueError, IndexError)) as few:
+        parser.parse_columns(columns, 2)
+    monkeypatch.setattr("yield_model.features._POSITIONS_FROM", 1)
+    with pytest.raises((ValueError, IndexError)) as column_wise:
+        parser.parse_columns(columns, 2)
+    assert (type(few.value), str(few.value)) == (type(column_wise.value), str(column_wise.value))
 
 
 def test_other_regressors_predict_through_scikit_learn(train_csv: Path) -> None:

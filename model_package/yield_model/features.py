@@ -7,11 +7,13 @@ contract: ``__init__`` only stores its arguments, learned state ends in ``_``.
 """
 
 import functools
+import math
+import operator
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
-from typing import Any, Final
+from itertools import chain, repeat
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -74,7 +76,12 @@ def _floats(column: npt.NDArray[Any]) -> bool:
 
 
 _STATUS_CODES: dict[Status, int] = {"ok": 0, "repaired": 1, "missing": 2, "invalid": 3}
+_REPAIRED, _MISSING, _INVALID = (_STATUS_CODES[s] for s in ("repaired", "missing", "invalid"))
 _FLOAT_OR_NONE: Final = frozenset({float, type(None)})
+_TUPLE_OR_LIST: Final = frozenset({tuple, list})
+_FLOAT_OR_OBJECT: Final = (np.dtype(np.float64), np.dtype(object))
+_COLUMN_AND_ROW: Final = operator.itemgetter(0, 1)
+_NOT_NUMERIC_TEXT: Final = frozenset({"missing", "repaired"})
 #: Parses of the strings seen, per parse function: a column of a request costs one dict
 #: lookup per cell. Bounded: emptied when full (strings longer than MAX_TEXT_LENGTH are
 #: never kept, as in the parse functions' own caches).
@@ -91,6 +98,18 @@ def _entry(parse: Any) -> tuple[Any, ...]:
     return (np.nan if parse.hours is None else parse.hours, code, parse)
 
 
+def _parse_and_keep(
+    cache: dict[object, tuple[Any, ...]], parse: Callable[[object], Any], value: object
+) -> tuple[Any, ...]:
+    """A cell's ``_entry``, kept in ``cache`` when the cell is None or a short string."""
+    entry = _entry(parse(value))
+    if value is None or (type(value) is str and len(value) <= MAX_TEXT_LENGTH):
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[value] = entry
+    return entry
+
+
 def _cached_parses(
     column: Sequence[Any] | npt.NDArray[Any], parse: Callable[[object], Any]
 ) -> list[Any]:
@@ -98,25 +117,17 @@ def _cached_parses(
     parses), each distinct string parsed once per process."""
     cache = _PARSE_CACHES.setdefault(parse, {})
     get = cache.get
-
-    def miss(value: object) -> tuple[Any, ...]:
-        entry = _entry(parse(value))
-        if value is None or (type(value) is str and len(value) <= MAX_TEXT_LENGTH):
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            cache[value] = entry
-        return entry
-
     try:
-        entries = [get(v) or miss(v) for v in column]
+        entries = [get(v) or _parse_and_keep(cache, parse, v) for v in column]
     except TypeError:  # an unhashable cell: no cache
         entries = [_entry(parse(v)) for v in column]
     # One list per field rather than zip(*entries), whose iterator per cell feeds the GC.
     return [[entry[k] for entry in entries] for k in range(len(entries[0]))]
 
 
-#: From this many rows a time column is parsed through ``_Known``: one lookup a cell. Below,
-#: ``_cached_parses`` is cheaper (one record: 0.24 against 0.32 ms for the whole predict).
+#: From this many rows columns are parsed as arrays, and a time column through ``_Known``:
+#: one lookup a cell. Below, cell by cell in Python (``_FewRows``) is cheaper: numpy's cost
+#: per call outweighs its gain on a few cells (one record: 0.02 against 0.13 ms).
 _POSITIONS_FROM: Final = 16
 
 
@@ -201,6 +212,13 @@ def _nan_to_num(x: FloatArray) -> FloatArray:
     return np.clip(np.where(np.isnan(x), 0.0, x), -_FLOAT64_MAX, _FLOAT64_MAX)
 
 
+def _float_to_num(x: float) -> float:
+    """``_nan_to_num`` of one float."""
+    if math.isnan(x):
+        return 0.0
+    return _FLOAT64_MAX if x > _FLOAT64_MAX else -_FLOAT64_MAX if x < -_FLOAT64_MAX else x
+
+
 @functools.lru_cache(maxsize=16)
 def _stamp_columns(
     plan: tuple[tuple[str, int, int | None], ...], n_columns: int
@@ -223,21 +241,49 @@ class _Layout:
     times: list[int]
     time_out: list[int]
     n_out: int
+    #: Per number column: its index, output column and position among the number columns.
+    number_cells: list[tuple[int, int, int]]
+    #: Per time column: its index, parse function, output column and, for a range, the
+    #: duration's output column (-1 for a point).
+    time_cells: list[tuple[int, Callable[[object], Any], int, int]]
+    #: A count of 0 per column, to copy.
+    zero_counts: dict[str, int]
 
 
 @functools.lru_cache(maxsize=16)
-def _layout(kinds: tuple[str, ...], names: tuple[str, ...]) -> _Layout:
+def _layout(kinds: tuple[str, ...], names_in: tuple[Any, ...] | None) -> _Layout:
+    """The layout for the fitted kinds and ``feature_names_in_`` (None: unnamed columns)."""
+    names = (
+        tuple(f"x{i}" for i in range(len(kinds))) if names_in is None else tuple(map(str, names_in))
+    )
     numbers, number_out, times, time_out = [], [], [], []
+    time_cells: list[tuple[int, Callable[[object], Any], int, int]] = []
     j = 0
     for i, kind in enumerate(kinds):
         if kind == "number":
             numbers.append(i)
             number_out.append(j)
+        elif kind == "range":
+            times.append(i)
+            time_out.extend([j, j + 1])
+            time_cells.append((i, parse_time_range, j, j + 1))
         else:
             times.append(i)
-            time_out.extend([j, j + 1] if kind == "range" else [j])
+            time_out.append(j)
+            time_cells.append((i, parse_time_point, j, -1))
         j += 2 if kind == "range" else 1
-    return _Layout(names, kinds, numbers, number_out, times, time_out, j)
+    number_cells = [(i, j, k) for k, (i, j) in enumerate(zip(numbers, number_out, strict=True))]
+    zero_counts = dict.fromkeys(names, 0)
+    return _Layout(
+        names, kinds, numbers, number_out, times, time_out, j, number_cells, time_cells, zero_counts
+    )
+
+
+def _well_formed(
+    columns: Sequence[Sequence[Any] | npt.NDArray[Any]], n_rows: int, layout: _Layout
+) -> bool:
+    """One column per input, of ``n_rows`` cells: else the column-wise path raises its error."""
+    return len(columns) == len(layout.kinds) and set(map(len, columns)) == {n_rows}
 
 
 def _count(report: ParseReport, names: Sequence[str], codes: npt.NDArray[np.int8]) -> None:
@@ -249,6 +295,158 @@ def _count(report: ParseReport, names: Sequence[str], codes: npt.NDArray[np.int8
     report.repaired = dict(zip(names, repaired, strict=True))
     report.absent = dict(zip(names, absent, strict=True))
     report.unparseable = dict(zip(names, unparseable, strict=True))
+
+
+def _few_parsed_numbers(cells: Sequence[Any]) -> list[tuple[float, int, Any]] | None:
+    """Each cell's number, status code and parse as ``_numbers`` gives them, or None when a
+    cell may read differently through pandas' conversion there (numeric text, ints, ...)."""
+    parsed: list[tuple[float, int, Any]] = []
+    for cell in cells:
+        if type(cell) is float and abs(cell) <= FLOAT32_MAX:
+            parsed.append((cell, 0, None))  # pandas takes a float as it is
+            continue
+        if cell is not None and type(cell) is not float and type(cell) is not str:
+            return None
+        parse = parse_number(cell)
+        # Missing markers and Excel dates are no number to pandas either: both leave them
+        # to the parser. Any other text might be one.
+        if type(cell) is str and parse.status not in _NOT_NUMERIC_TEXT:
+            return None
+        number = np.nan if parse.value is None else parse.value
+        parsed.append((number, _STATUS_CODES[parse.status], parse))
+    return parsed
+
+
+class _FewRows:
+    """``ProcessLogParser.parse_columns`` for a few rows, cell by cell in Python.
+
+    The numbers, counts and warnings of the column-wise path, without its numpy calls per
+    column, which cost more than they save on a few cells. For columns that
+    ``_well_formed`` accepts.
+    """
+
+    def __init__(self, layout: _Layout, n_rows: int) -> None:
+        self.layout = layout
+        self.rows = [[0.0] * layout.n_out for _ in range(n_rows)]
+        # Per status code, per column: the report's dicts (the one for "ok" is not used).
+        self.counts = [layout.zero_counts.copy() for _ in _STATUS_CODES]
+        self.flagged: list[tuple[int, int, Any]] = []  # (column, row, parse) to warn about
+
+    def parse(
+        self, columns: Sequence[Sequence[Any] | npt.NDArray[Any]]
+    ) -> tuple[FloatArray, ParseReport]:
+        """The parser's output and report."""
+        self._numbers(columns)
+        self._times(columns)
+        names, counts = self.layout.names, self.counts
+        report = ParseReport(
+            warnings=[[] for _ in self.rows],
+            absent=counts[_MISSING],
+            unparseable=counts[_INVALID],
+            repaired=counts[_REPAIRED],
+        )
+        self.flagged.sort(key=_COLUMN_AND_ROW)  # a row's warnings in column order
+        for i, r, found in self.flagged:
+            text = describe(names[i], columns[i][r], found.status, found.note)
+            if text:
+                report.warnings[r].append(text)
+        return np.array(self.rows, dtype=np.float64), report
+
+    def _times(self, columns: Sequence[Sequence[Any] | npt.NDArray[Any]]) -> None:
+        rows, counts, flagged, names = self.rows, self.counts, self.flagged, self.layout.names
+        for i, parse, j, k in self.layout.time_cells:
+            cache = _PARSE_CACHES.setdefault(parse, {})
+            for r, cell in enumerate(columns[i]):
+                try:
+                    entry = cache.get(cell) or _parse_and_keep(cache, parse, cell)
+                except TypeError:  # an unhashable cell: no cache
+                    entry = _entry(parse(cell))
+                row = rows[r]
+                if k < 0:
+                    row[j], code, found = entry
+                else:
+                    row[j], row[k], code, found = entry
+                if code:
+                    counts[code][names[i]] += 1
+                    if code != _MISSING:
+                        flagged.append((i, r, found))
+
+    def _numbers(self, columns: Sequence[Sequence[Any] | npt.NDArray[Any]]) -> None:
+        """The number columns, read as ``ProcessLogParser._parse_numbers`` reads them."""
+        layout, rows = self.layout, self.rows
+        number_columns = [columns[i] for i in layout.numbers]
+        containers = set(map(type, number_columns))
+        cells: list[Sequence[Any]]
+        if containers <= _TUPLE_OR_LIST:
+            cells = cast("list[Sequence[Any]]", number_columns)
+        else:
+            cells = [c.tolist() if isinstance(c, np.ndarray) else c for c in number_columns]
+        flat = list(chain.from_iterable(cells))  # column after column
+        # The columns _parse_numbers converts as one block: floats and None only. It takes them
+        # as they are (NaN included, bit for bit) unless one holds a float beyond float32's
+        # range; then every column goes through the parser. Validated records have only such
+        # columns: no need to look column by column.
+        every = set(map(type, flat)) <= _FLOAT_OR_NONE and (
+            containers <= _TUPLE_OR_LIST
+            or all(
+                type(c) is np.ndarray and c.dtype in _FLOAT_OR_OBJECT
+                for c in number_columns
+                if type(c) not in _TUPLE_OR_LIST
+            )
+        )
+        plain = (
+            [True] * len(cells)
+            if every
+            else [
+                set(map(type, c)) <= _FLOAT_OR_NONE if type(c) is not np.ndarray else _floats(c)
+                for c in number_columns
+            ]
+        )
+        n_rows = len(rows)
+        beyond = {
+            k // n_rows for k, v in enumerate(flat) if type(v) is float and abs(v) > FLOAT32_MAX
+        }
+        block: list[tuple[int, int, int]] = []
+        if not any(plain[k] for k in beyond):
+            block = (
+                layout.number_cells
+                if every
+                else [cell for cell, ok in zip(layout.number_cells, plain, strict=True) if ok]
+            )
+        absent, names = self.counts[_MISSING], layout.names
+        for r, row in enumerate(rows):
+            values = flat[r::n_rows]  # the row's cells
+            for i, j, k in block:
+                v = values[k]
+                if v is None:
+                    row[j] = np.nan
+                    absent[names[i]] += 1
+                else:
+                    row[j] = v
+                    if math.isnan(v):
+                        absent[names[i]] += 1
+        if len(block) < len(cells):
+            taken = {k for _, _, k in block}
+            for i, j, k in layout.number_cells:
+                if k not in taken:
+                    self._number_column(columns[i], cells[k], i, j)
+
+    def _number_column(
+        self, column: Sequence[Any] | npt.NDArray[Any], cells: Sequence[Any], i: int, j: int
+    ) -> None:
+        """Column ``i`` into output column ``j``, as ``ProcessLogParser._numbers`` reads it."""
+        parsed = _few_parsed_numbers(cells)
+        if parsed is None:
+            numbers, found, codes = ProcessLogParser._numbers(np.asarray(column, dtype=object))
+            parsed = list(
+                zip(numbers.tolist(), codes.tolist(), found or repeat(None), strict=False)
+            )
+        for r, (number, code, parse) in enumerate(parsed):
+            self.rows[r][j] = number
+            if code:
+                self.counts[code][self.layout.names[i]] += 1
+                if code != _MISSING:
+                    self.flagged.append((i, r, parse))
 
 
 class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -308,7 +506,10 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         ``transform_with_report`` without scikit-learn's input checks, for callers that
         build the columns themselves (the prediction fast path).
         """
-        layout = _layout(tuple(self.kinds_), tuple(_column_names(self, len(self.kinds_))))
+        names_in = getattr(self, "feature_names_in_", None)
+        layout = _layout(tuple(self.kinds_), None if names_in is None else tuple(names_in.tolist()))
+        if 0 < n_rows < _POSITIONS_FROM and _well_formed(columns, n_rows, layout):
+            return _FewRows(layout, n_rows).parse(columns)
         out = np.empty((n_rows, layout.n_out), dtype=np.float64)
         codes = np.zeros((len(columns), n_rows), dtype=np.int8)
         report = ParseReport(warnings=[[] for _ in range(n_rows)])
@@ -321,7 +522,7 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         time_codes: list[Any] = []
         for i in layout.times:
             parse = parse_time_point if layout.kinds[i] == "point" else parse_time_range
-            positions = _positions(columns[i], parse) if n_rows >= _POSITIONS_FROM else None
+            positions = _positions(columns[i], parse)
             if positions is not None:
                 known, at = positions
                 times += list(known.numbers[:, at])
@@ -471,6 +672,35 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         total = np.add.accumulate(steps, axis=1)[:, -1]
         total[unknown.all(axis=1)] = np.nan
         return np.hstack([X, gaps, total[:, None]])
+
+    def row_durations(self, row: Sequence[float]) -> list[float]:
+        """The gaps and total ``add_durations`` appends to one row, from Python floats.
+
+        For a few rows, where numpy's ~20 calls cost more than the arithmetic: the same
+        operations on the same floats in the same order, so the same bits. Python's float
+        ``%`` is numpy's ``mod`` (C's fmod, then the divisor's sign), and the total is summed
+        left to right from 0.0, as ``np.add.accumulate`` sums the steps.
+        """
+        gaps: list[float] = []
+        total = 0.0
+        known_any = False
+        last_end = math.nan  # of the latest known stamp
+        for k, (_, start_column, duration_column) in enumerate(self.plan_):
+            start = row[start_column]
+            duration = 0.0 if duration_column is None else _float_to_num(row[duration_column])
+            known = not math.isnan(start)
+            if k:
+                gap = (start - last_end) % 24.0
+                gaps.append(gap)
+                step = _float_to_num(gap) + duration if known else 0.0
+            else:  # numpy adds to a step of 0.0: -0.0 becomes 0.0
+                step = 0.0 + (duration if known else 0.0)
+            total += step
+            if known:
+                known_any = True
+                last_end = (start + duration) % 24.0
+        gaps.append(total if known_any else math.nan)
+        return gaps
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """Input names, then ``<stamp>_gap`` per stamp after the first, then ``total_hours``."""
