@@ -146,6 +146,17 @@ def test_tree_walk_equals_scikit_learn_at_the_thresholds(trained_model: TrainedM
         assert _bits(trees.predict(np.ascontiguousarray(X))) == _bits(expected)
 
 
+def _random_stamps(rng: np.random.Generator, most: int) -> StepDurations:
+    """StepDurations fitted on a random layout: up to ``most`` - 1 stamps in order, each a
+    point or a start and duration pair, and one column that is no stamp."""
+    names: list[str] = []
+    stamps = [f"s{k}" for k in range(rng.integers(0, most))]
+    for stamp in stamps:
+        names += [f"{stamp}_start", f"{stamp}_duration"] if rng.random() < 0.5 else [stamp]
+    names.append("other")
+    return StepDurations(stamps=stamps).fit(pd.DataFrame(np.zeros((1, len(names))), columns=names))
+
+
 def test_durations_equal_the_step_by_step_definition() -> None:
     # The definition, stamp after stamp; the transformer computes all stamps at once.
     def step_by_step(plan: list[tuple[str, int, int | None]], X: np.ndarray) -> np.ndarray:
@@ -171,17 +182,10 @@ def test_durations_equal_the_step_by_step_definition() -> None:
     rng = np.random.default_rng(3)
     with np.errstate(all="ignore"):
         for _ in range(200):
-            names: list[str] = []
-            stamps = [f"s{k}" for k in range(rng.integers(0, 9))]
-            for stamp in stamps:
-                names += [f"{stamp}_start", f"{stamp}_duration"] if rng.random() < 0.5 else [stamp]
-            names.append("other")
-            X = rng.uniform(-30, 30, (rng.integers(1, 40), len(names)))
+            durations = _random_stamps(rng, 9)
+            X = rng.uniform(-30, 30, (rng.integers(1, 40), durations.n_features_in_))
             for value, share in ((np.nan, 0.4), (np.inf, 0.03), (-np.inf, 0.03), (-0.0, 0.05)):
                 X[rng.random(X.shape) < share] = value
-            durations = StepDurations(stamps=stamps).fit(
-                pd.DataFrame(np.zeros_like(X), columns=names)
-            )
             expected = step_by_step(durations.plan_, X)
             got = durations.add_durations(X)
             assert got.shape == expected.shape
@@ -216,15 +220,8 @@ def test_durations_of_a_row_equal_the_array_version_to_the_bit() -> None:
     rng = np.random.default_rng(17)
     with np.errstate(all="ignore"):
         for _ in range(1500):
-            names: list[str] = []
-            stamps = [f"s{k}" for k in range(rng.integers(0, 10))]
-            for stamp in stamps:
-                names += [f"{stamp}_start", f"{stamp}_duration"] if rng.random() < 0.5 else [stamp]
-            names.append("other")
-            X = _edge_rows(rng, (int(rng.integers(1, 5)), len(names)))
-            durations = StepDurations(stamps=stamps).fit(
-                pd.DataFrame(np.zeros_like(X), columns=names)
-            )
+            durations = _random_stamps(rng, 10)
+            X = _edge_rows(rng, (int(rng.integers(1, 5)), durations.n_features_in_))
             rows = [row + durations.row_durations(row) for row in X.tolist()]
             assert _bits(np.array(rows).ravel()) == _bits(durations.add_durations(X).ravel())
 
