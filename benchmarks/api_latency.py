@@ -154,9 +154,9 @@ def _server_durations(log: Path) -> dict[str, float]:
 
 def _steps(records: list[dict[str, Any]]) -> dict[str, float]:
     """Median seconds of each step the API adds to a prediction, in-process."""
-    from app import metrics
-    from app.api import prediction_results
-    from app.inputs import parse_body
+    from mlapi import metrics
+    from mlapi.api import prediction_results
+    from mlapi.inputs import parse_body
 
     model = load_model()
     body = orjson.dumps({"inputs": records})

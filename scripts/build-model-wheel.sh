@@ -6,7 +6,7 @@
 # Installs the model package's dependencies (not the package itself) into the current Python,
 # trains on $MODEL_TRAINING_DATA (a path or s3:// URI) or, when it is unset, on the default
 # generated data (seed 0), and writes yield_model-<VERSION>-py3-none-any.whl to OUTDIR.
-# Used by tox (env app) and by the Docker build, so both ship the same model.
+# Used by tox (env mlapi) and by the Docker build, so both ship the same model.
 set -euo pipefail
 out=${1:?usage: build-model-wheel.sh OUTDIR}
 root=$(cd "$(dirname "$0")/.." && pwd)

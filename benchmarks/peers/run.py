@@ -74,7 +74,7 @@ PEER_PACKAGES = {
     "bentoml": ["-e", str(ROOT / "model_package"), "bentoml==1.4.39"],
 }  # fmt: skip
 VERSIONS = {
-    "mlapi": ["yield-mlapi", "fastapi", "starlette", "uvicorn", "gunicorn", "pydantic"],
+    "mlapi": ["mlapi", "fastapi", "starlette", "uvicorn", "gunicorn", "pydantic"],
     "bare": ["starlette", "uvicorn", "orjson"],
     "mlserver": ["mlserver", "mlserver-sklearn", "fastapi", "uvicorn", "uvloop"],
     "bentoml": ["bentoml", "starlette", "uvicorn"],

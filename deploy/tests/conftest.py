@@ -12,8 +12,8 @@ import docker
 import pytest
 from moto.server import ThreadedMotoServer
 
-from deploy.aws import Aws, connect
-from deploy.settings import Settings, get_settings
+from yield_deploy.aws import Aws, connect
+from yield_deploy.settings import Settings, get_settings
 
 REGION = "eu-west-1"
 

@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from conftest import TAG, Network, put_image
 
-from deploy.autoscaling import DIMENSION, METRIC, SCALE_IN_COOLDOWN_S, SCALE_OUT_COOLDOWN_S, scale
-from deploy.aws import Aws
-from deploy.bootstrap import LIFECYCLE_POLICY, bootstrap
-from deploy.errors import NotBootstrappedError, SettingsError
-from deploy.settings import Settings
+from yield_deploy.autoscaling import DIMENSION, METRIC, SCALE_IN_COOLDOWN_S, SCALE_OUT_COOLDOWN_S, scale
+from yield_deploy.aws import Aws
+from yield_deploy.bootstrap import LIFECYCLE_POLICY, bootstrap
+from yield_deploy.errors import NotBootstrappedError, SettingsError
+from yield_deploy.settings import Settings
 
 
 def snapshot(aws: Aws, settings: Settings) -> dict[str, Any]:

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.versions import TAG_PATTERN
+from yield_deploy.versions import TAG_PATTERN
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / ".circleci" / "config.yml"
-TESTS = ["model", "app", "lint", "type", "config", "deploy", "stack"]
+TESTS = ["model", "mlapi", "lint", "type", "config", "deploy", "stack"]
 RELEASE = ["check-version", "publish-wheel", "push-image", "deploy-ecs"]
 CONTEXT = "yield-release"
 
@@ -215,7 +215,7 @@ def test_check_version_gets_the_tag(config: dict[str, Any]) -> None:
     commands = [
         step["run"]["command"] for step in config["jobs"]["check-version"]["steps"] if "run" in step
     ]
-    assert commands == ['python -m deploy check-version "$CIRCLE_TAG"']
+    assert commands == ['python -m yield_deploy check-version "$CIRCLE_TAG"']
 
 
 def test_tox_envs_run_by_circleci_exist_in_tox_ini(config: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""`python -m deploy` as the README runs it: DEPLOY_* variables, AWS_ENDPOINT_URL at moto."""
+"""`python -m yield_deploy` as the README runs it: DEPLOY_* variables, AWS_ENDPOINT_URL at moto."""
 
 import os
 import subprocess
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import REGION, Network, put_image
 
-from deploy.aws import connect
-from deploy.settings import Settings
+from yield_deploy.aws import connect
+from yield_deploy.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The CLI in a child process, from the repository's root, with only `env` (and PATH)."""
     return subprocess.run(
-        [sys.executable, "-m", "deploy", *args],
+        [sys.executable, "-m", "yield_deploy", *args],
         cwd=ROOT,
         env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
@@ -114,7 +114,7 @@ def test_bad_settings_exit_2_naming_each(cli_env: dict[str, str]) -> None:
 
 def test_check_version_exit_status() -> None:
     """Given the repository, then its own version passes and another fails with status 1."""
-    version = (ROOT / "mlapi" / "app" / "VERSION").read_text().strip()
+    version = (ROOT / "mlapi" / "mlapi" / "VERSION").read_text().strip()
 
     good = run("check-version", f"v{version}", env={})
     bad = run("check-version", "v999.0.0", env={})

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from deploy.errors import PublishError, SettingsError
-from deploy.publish import publish
+from yield_deploy.errors import PublishError, SettingsError
+from yield_deploy.publish import publish
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = (ROOT / "model_package" / "yield_model" / "VERSION").read_text().strip()

@@ -15,10 +15,10 @@ import docker
 import pytest
 from oci_registry import digest_of, running_registry
 
-from deploy.aws import Aws
-from deploy.errors import PushError
-from deploy.push import ecr_login, push
-from deploy.settings import Settings
+from yield_deploy.aws import Aws
+from yield_deploy.errors import PushError
+from yield_deploy.push import ecr_login, push
+from yield_deploy.settings import Settings
 
 # What moto's GetAuthorizationToken hands out for its default account.
 MOTO_LOGIN = ("AWS", "123456789012-auth-token")

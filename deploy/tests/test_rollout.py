@@ -5,12 +5,12 @@ from typing import Any
 import pytest
 from conftest import TAG, put_image
 
-from deploy.aws import Aws
-from deploy.bootstrap import bootstrap
-from deploy.errors import NotBootstrappedError, RolloutError, SettingsError
-from deploy.rollout import Judgement, deploy, judge
-from deploy.settings import Settings
-from deploy.taskdef import READ_ONLY
+from yield_deploy.aws import Aws
+from yield_deploy.bootstrap import bootstrap
+from yield_deploy.errors import NotBootstrappedError, RolloutError, SettingsError
+from yield_deploy.rollout import Judgement, deploy, judge
+from yield_deploy.settings import Settings
+from yield_deploy.taskdef import READ_ONLY
 
 NEW_TAG = "0.2.0"
 

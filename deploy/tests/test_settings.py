@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from deploy.settings import Settings, describe_settings_error, get_settings
+from yield_deploy.settings import Settings, describe_settings_error, get_settings
 
 REQUIRED = {
     "DEPLOY_REGION": "eu-west-1",

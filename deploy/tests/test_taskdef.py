@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import taskdef
-from deploy.errors import NotBootstrappedError
-from deploy.settings import Settings
+from yield_deploy import taskdef
+from yield_deploy.errors import NotBootstrappedError
+from yield_deploy.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "mlapi" / "Dockerfile"

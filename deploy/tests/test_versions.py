@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.errors import VersionMismatchError
-from deploy.versions import VERSION_FILES, check_version
+from yield_deploy.errors import VersionMismatchError
+from yield_deploy.versions import VERSION_FILES, check_version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def test_a_tag_other_than_the_files_says_which_file_differs(tmp_path: Path) -> N
         check_version("v1.4.2", root)
 
     assert str(error.value) == (
-        "tag v1.4.2 does not match the project: mlapi/app/VERSION says '1.4.1'. Set every "
+        "tag v1.4.2 does not match the project: mlapi/mlapi/VERSION says '1.4.1'. Set every "
         "VERSION file to 1.4.2 in a commit and tag that commit, or tag the version the files name."
     )
 
@@ -52,9 +52,9 @@ def test_a_tag_not_shaped_vxyz_is_refused(tmp_path: Path, tag: str) -> None:
 
 
 def test_a_missing_version_file_is_named(tmp_path: Path) -> None:
-    """Given no mlapi/app/VERSION, then the error names the path."""
+    """Given no mlapi/mlapi/VERSION, then the error names the path."""
     (tmp_path / VERSION_FILES[0]).parent.mkdir(parents=True)
     (tmp_path / VERSION_FILES[0]).write_text("1.0.0")
 
-    with pytest.raises(VersionMismatchError, match=r"mlapi/app/VERSION does not exist"):
+    with pytest.raises(VersionMismatchError, match=r"mlapi/mlapi/VERSION does not exist"):
         check_version("v1.0.0", tmp_path)

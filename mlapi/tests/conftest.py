@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from mlapi_support import RunningServer, Scrape
 
-from app.main import create_app
-from app.settings import ENV_PREFIX, Settings
+from mlapi.main import create_app
+from mlapi.settings import ENV_PREFIX, Settings
 from yield_model.schemas import EXAMPLE_RECORD
 
 

@@ -11,11 +11,11 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from app import __version__
-from app.api import INLINE_BODY_BYTES
-from app.main import create_app
-from app.schemas import PredictionResults
-from app.settings import Settings
+from mlapi import __version__
+from mlapi.api import INLINE_BODY_BYTES
+from mlapi.main import create_app
+from mlapi.schemas import PredictionResults
+from mlapi.settings import Settings
 from yield_model.predict import load_model
 from yield_model.schemas import EXAMPLE_RECORD
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
+from mlapi.main import create_app
+from mlapi.settings import Settings
 from yield_model.schemas import EXAMPLE_RECORD
 
 JSON: Mapping[str, str] = {"content-type": "application/json"}

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from mlapi_support import Scrape
 
-from app import metrics
-from app.main import create_app
-from app.prediction_log import PredictionLogError
-from app.settings import Settings
+from mlapi import metrics
+from mlapi.main import create_app
+from mlapi.prediction_log import PredictionLogError
+from mlapi.settings import Settings
 
 V = {"model_version": "0.1.0"}
 JSON = {"content-type": "application/json"}

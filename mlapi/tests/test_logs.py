@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from app.logs import logging_config
-from app.main import create_app
-from app.settings import Settings
+from mlapi.logs import logging_config
+from mlapi.main import create_app
+from mlapi.settings import Settings
 
 
 def _request_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

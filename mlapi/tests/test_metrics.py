@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from mlapi_support import Scrape
 from prometheus_client import CollectorRegistry, Histogram
 
-from app import metrics
+from mlapi import metrics
 from yield_model.columns import FEATURE_COLUMNS
 
 V = {"model_version": "0.1.0"}

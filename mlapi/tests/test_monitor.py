@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from mlapi_support import Scrape, generated_records
 
-from app.main import create_app
-from app.monitor import Monitor
-from app.prediction_log import PredictionLog
-from app.settings import Settings
+from mlapi.main import create_app
+from mlapi.monitor import Monitor
+from mlapi.prediction_log import PredictionLog
+from mlapi.settings import Settings
 from yield_model.drift import PREDICTED_YIELD, PSI_ACT, PSI_WATCH, window_drift
 from yield_model.predict import TrainedModel, load_model
 

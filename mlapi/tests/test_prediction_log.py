@@ -13,8 +13,8 @@ import numpy as np
 import orjson
 import pytest
 
-from app import prediction_log
-from app.prediction_log import PredictionLog, PredictionLogError, new_prediction_ids
+from mlapi import prediction_log
+from mlapi.prediction_log import PredictionLog, PredictionLogError, new_prediction_ids
 from yield_model.predict import PredictionResult
 from yield_model.schemas import EXAMPLE_RECORD, validate_records
 

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import CheckFunction
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from app.main import create_app
-from app.settings import Settings
+from mlapi.main import create_app
+from mlapi.settings import Settings
 
 # Loaded at collection; schemathesis starts the app's lifespan before the first request.
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings()))

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from mlapi_support import RunningServer, generated_records
 
-from app.serve import StartupError, prepare_multiproc_dir
+from mlapi.serve import StartupError, prepare_multiproc_dir
 from yield_model.drift import window_drift
 from yield_model.predict import load_model
 from yield_model.schemas import EXAMPLE_RECORD

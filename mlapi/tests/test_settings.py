@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings, describe_settings_error, get_settings
+from mlapi.settings import Settings, describe_settings_error, get_settings
 
 
 def test_defaults() -> None:

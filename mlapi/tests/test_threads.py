@@ -11,7 +11,7 @@ import pytest
 # package), the model itself, and scikit-learn's OpenMP-using estimators.
 _PROBE = """
 import json
-import app.serve
+import mlapi.serve
 import sklearn.ensemble
 from threadpoolctl import threadpool_info
 from yield_model.predict import load_model

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from mlapi_support import RunningServer
 
-from app.workers import LoadBoard
+from mlapi.workers import LoadBoard
 
 READY_TIMEOUT_SECONDS = 180
 

@@ -20,7 +20,7 @@ import yaml
 API = "yield-model-api.json"
 CONTAINERS = "containers.json"
 
-# The API's metrics (mlapi/app/metrics.py), with the series each type exposes.
+# The API's metrics (mlapi/mlapi/metrics.py), with the series each type exposes.
 API_COUNTERS = {
     "mlapi_predictions_total",
     "mlapi_inputs_missing_total",

@@ -47,7 +47,7 @@ def version_of(path: str) -> str:
 
 
 MODEL_VERSION = version_of("model_package/yield_model/VERSION")
-API_VERSION = version_of("mlapi/app/VERSION")
+API_VERSION = version_of("mlapi/mlapi/VERSION")
 
 
 def rate_interval() -> str:

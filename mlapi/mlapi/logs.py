@@ -4,7 +4,7 @@ from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 
-from app.settings import Settings
+from mlapi.settings import Settings
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 _JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s"

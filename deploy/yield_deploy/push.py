@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from deploy.aws import Aws
-from deploy.errors import PushError
-from deploy.settings import Settings
+from yield_deploy.aws import Aws
+from yield_deploy.errors import PushError
+from yield_deploy.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from uuid import UUID
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from app.errors import MAX_LISTED_ERRORS, ApiError
-from app.schemas import ErrorItem, FeedbackRequest
+from mlapi.errors import MAX_LISTED_ERRORS, ApiError
+from mlapi.schemas import ErrorItem, FeedbackRequest
 
 
 def _item(error: ErrorDetails) -> ErrorItem:

@@ -2,6 +2,6 @@
 
 import sys
 
-from app.serve import main
+from mlapi.serve import main
 
 sys.exit(main())

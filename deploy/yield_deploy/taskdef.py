@@ -15,8 +15,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from deploy.errors import NotBootstrappedError
-from deploy.settings import Settings
+from yield_deploy.errors import NotBootstrappedError
+from yield_deploy.settings import Settings
 
 # Fields describe_task_definition returns that register_task_definition does not accept.
 # A deny-list, so that a field AWS adds later fails the registration loudly instead of

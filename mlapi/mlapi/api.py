@@ -11,8 +11,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from app import __version__, metrics
-from app.deps import (
+from mlapi import __version__, metrics
+from mlapi.deps import (
     JsonBody,
     LogDep,
     ModelDep,
@@ -21,11 +21,11 @@ from app.deps import (
     prediction_log_of,
     read_json_body,
 )
-from app.errors import ApiError, error_responses
-from app.feedback import parse_feedback
-from app.inputs import parse_body
-from app.prediction_log import PredictionEntry, PredictionLog, new_prediction_ids
-from app.schemas import (
+from mlapi.errors import ApiError, error_responses
+from mlapi.feedback import parse_feedback
+from mlapi.inputs import parse_body
+from mlapi.prediction_log import PredictionEntry, PredictionLog, new_prediction_ids
+from mlapi.schemas import (
     FeedbackResult,
     FeedbackResults,
     Health,
@@ -33,7 +33,7 @@ from app.schemas import (
     PredictionResults,
     RecordedFeedback,
 )
-from app.settings import Settings
+from mlapi.settings import Settings
 from yield_model.card import ModelCard
 from yield_model.predict import PredictionResult, TrainedModel
 from yield_model.schemas import Record, sample_ids, validate_records

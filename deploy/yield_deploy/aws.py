@@ -6,8 +6,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from deploy.errors import NotBootstrappedError
-from deploy.settings import Settings
+from yield_deploy.errors import NotBootstrappedError
+from yield_deploy.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from deploy.errors import PublishError, SettingsError
+from yield_deploy.errors import PublishError, SettingsError
 
 # twine's own variables for the upload URL and credentials, and the index pip reads.
 UPLOAD_URL = "TWINE_REPOSITORY_URL"

@@ -1,6 +1,6 @@
 """Every Prometheus metric of the service, each created once, here.
 
-Import this module only after ``PROMETHEUS_MULTIPROC_DIR`` is set (``app.serve`` does that
+Import this module only after ``PROMETHEUS_MULTIPROC_DIR`` is set (``mlapi.serve`` does that
 first): prometheus_client decides at creation whether a value lives in a per-process file.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, Summary
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 
-from app.prediction_log import FeedbackOutcome
+from mlapi.prediction_log import FeedbackOutcome
 from yield_model import drift
 from yield_model.columns import FEATURE_COLUMNS
 

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from deploy.aws import Aws, active_service
-from deploy.errors import NotBootstrappedError
-from deploy.settings import Settings
+from yield_deploy.aws import Aws, active_service
+from yield_deploy.errors import NotBootstrappedError
+from yield_deploy.settings import Settings
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"

@@ -3,13 +3,13 @@
 import re
 from pathlib import Path
 
-from deploy.errors import VersionMismatchError
+from yield_deploy.errors import VersionMismatchError
 
 # The same pattern selects the tags CircleCI runs the release workflow on (.circleci/config.yml).
 TAG_PATTERN = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
 
 # The files that name a version, relative to the repository's root: the model wheel and the API.
-VERSION_FILES = ("model_package/yield_model/VERSION", "mlapi/app/VERSION")
+VERSION_FILES = ("model_package/yield_model/VERSION", "mlapi/mlapi/VERSION")
 
 
 def project_versions(root: Path) -> dict[str, str]:

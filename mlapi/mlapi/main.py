@@ -14,14 +14,14 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic.json_schema import models_json_schema
 
-from app import __version__, metrics
-from app.api import router
-from app.errors import add_error_handlers
-from app.monitor import Monitor
-from app.prediction_log import PredictionLog
-from app.request_log import RequestLogMiddleware
-from app.schemas import FeedbackRequest, MultipleYieldInputs
-from app.settings import Settings, get_settings
+from mlapi import __version__, metrics
+from mlapi.api import router
+from mlapi.errors import add_error_handlers
+from mlapi.monitor import Monitor
+from mlapi.prediction_log import PredictionLog
+from mlapi.request_log import RequestLogMiddleware
+from mlapi.schemas import FeedbackRequest, MultipleYieldInputs
+from mlapi.settings import Settings, get_settings
 from yield_model.predict import load_model
 
 logger = logging.getLogger("mlapi")

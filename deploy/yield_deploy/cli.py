@@ -1,4 +1,4 @@
-"""``python -m deploy`` / ``yield-deploy``: the commands CircleCI runs, and a user from a laptop."""
+"""``python -m yield_deploy`` / ``yield-deploy``: the commands CircleCI runs, and a user from a laptop."""
 
 import argparse
 import sys
@@ -8,15 +8,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deploy.errors import DeployError, PushError, SettingsError
-from deploy.settings import ENV_PREFIX, Settings, describe_settings_error, flag, get_settings
+from yield_deploy.errors import DeployError, PushError, SettingsError
+from yield_deploy.settings import ENV_PREFIX, Settings, describe_settings_error, flag, get_settings
 
 SETTING = "setting_"
 
 
 def check_version_command(args: argparse.Namespace) -> int:
     """Fail unless the tag names the version of every VERSION file."""
-    from deploy.versions import check_version
+    from yield_deploy.versions import check_version
 
     version = check_version(args.tag, args.root)
     print(f"{args.tag} releases version {version}")
@@ -25,7 +25,7 @@ def check_version_command(args: argparse.Namespace) -> int:
 
 def publish_command(args: argparse.Namespace) -> int:
     """Upload distributions to the private index, skipping those already there."""
-    from deploy.publish import publish
+    from yield_deploy.publish import publish
 
     for line in publish(args.files, args.repository_url, args.index_url):
         print(line)
@@ -34,8 +34,8 @@ def publish_command(args: argparse.Namespace) -> int:
 
 def bootstrap_command(args: argparse.Namespace) -> int:
     """Create the repository, log group, role, cluster, task definition, service, autoscaling."""
-    from deploy.aws import connect
-    from deploy.bootstrap import bootstrap
+    from yield_deploy.aws import connect
+    from yield_deploy.bootstrap import bootstrap
 
     settings = settings_from(args)
     report = bootstrap(connect(settings), settings)
@@ -52,8 +52,8 @@ def push_command(args: argparse.Namespace) -> int:
     """Tag a local image for ECR and push it under every tag given."""
     import docker
 
-    from deploy.aws import connect
-    from deploy.push import push
+    from yield_deploy.aws import connect
+    from yield_deploy.push import push
 
     settings = settings_from(args)
     try:
@@ -68,8 +68,8 @@ def push_command(args: argparse.Namespace) -> int:
 
 def deploy_command(args: argparse.Namespace) -> int:
     """Run the image tagged DEPLOY_IMAGE_TAG; roll back and fail if it does not become stable."""
-    from deploy.aws import connect
-    from deploy.rollout import deploy
+    from yield_deploy.aws import connect
+    from yield_deploy.rollout import deploy
 
     settings = settings_from(args)
     deployed = deploy(connect(settings), settings, from_template=args.from_template)
@@ -82,8 +82,8 @@ def deploy_command(args: argparse.Namespace) -> int:
 
 def scale_command(args: argparse.Namespace) -> int:
     """Set the desired count now and the autoscaling bounds and CPU target."""
-    from deploy.autoscaling import scale
-    from deploy.aws import connect
+    from yield_deploy.autoscaling import scale
+    from yield_deploy.aws import connect
 
     settings = settings_from(args)
     changes = scale(connect(settings), settings)
@@ -110,7 +110,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per release step."""
     parser = argparse.ArgumentParser(
-        prog="python -m deploy",
+        prog="python -m yield_deploy",
         description="Release the yield model API: version check, wheel, image, ECS service.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     add("bootstrap", bootstrap_command, parents=[aws])
     push = add("push", push_command, parents=[aws])
-    push.add_argument("image", help="the local image, e.g. yield-mlapi:latest")
+    push.add_argument("image", help="the local image, e.g. mlapi:latest")
     push.add_argument(
         "--tag", action="append", dest="tags", required=True, help="a tag to push (repeatable)"
     )

@@ -5,10 +5,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from deploy import taskdef
-from deploy.aws import Aws, active_service, image_exists, repository_uri
-from deploy.errors import NotBootstrappedError, RolloutError, SettingsError
-from deploy.settings import Settings
+from yield_deploy import taskdef
+from yield_deploy.aws import Aws, active_service, image_exists, repository_uri
+from yield_deploy.errors import NotBootstrappedError, RolloutError, SettingsError
+from yield_deploy.settings import Settings
 
 State = Literal["stable", "waiting", "failed", "rolled_back", "superseded"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app import metrics
-from app.prediction_log import PredictionLog
-from app.settings import Settings
+from mlapi import metrics
+from mlapi.prediction_log import PredictionLog
+from mlapi.settings import Settings
 from yield_model.drift import window_drift
 from yield_model.errors import InvalidInputError
 from yield_model.predict import TrainedModel

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from app.errors import ApiError
-from app.schemas import ErrorItem
+from mlapi.errors import ApiError
+from mlapi.schemas import ErrorItem
 
 
 def _invalid(message: str, field: str | None = "inputs") -> ApiError:

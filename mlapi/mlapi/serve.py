@@ -18,10 +18,10 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
 
-from app.logs import logging_config
-from app.prediction_log import PredictionLog, PredictionLogError
-from app.settings import Settings, describe_settings_error, get_settings
-from app.workers import LoadBoard, assign_slot, release_slot
+from mlapi.logs import logging_config
+from mlapi.prediction_log import PredictionLog, PredictionLogError
+from mlapi.settings import Settings, describe_settings_error, get_settings
+from mlapi.workers import LoadBoard, assign_slot, release_slot
 from yield_model.predict import load_model
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -83,7 +83,7 @@ def gunicorn_options(settings: Settings, board: LoadBoard) -> dict[str, Any]:
     return {
         "bind": [f"{host}:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": "app.workers.BalancedUvicornWorker",
+        "worker_class": "mlapi.workers.BalancedUvicornWorker",
         "graceful_timeout": settings.graceful_timeout,
         # A worker's heartbeat stops while its lifespan loads the model; on a busy machine
         # that can take seconds, which must not look like a hung worker.
@@ -115,7 +115,7 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         # Imported in the worker: app.main creates the metrics, which must see the
         # multiprocess directory set by main().
-        from app.main import create_app
+        from mlapi.main import create_app
 
         return create_app(self.settings)
 

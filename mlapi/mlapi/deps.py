@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.errors import ApiError
-from app.prediction_log import PredictionLog
-from app.settings import Settings
+from mlapi.errors import ApiError
+from mlapi.prediction_log import PredictionLog
+from mlapi.settings import Settings
 from yield_model.predict import TrainedModel
 
 

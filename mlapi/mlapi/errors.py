@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.prediction_log import PredictionLogError
-from app.schemas import ErrorBody, ErrorDetail, ErrorItem
+from mlapi.prediction_log import PredictionLogError
+from mlapi.schemas import ErrorBody, ErrorDetail, ErrorItem
 from yield_model.errors import InvalidInputError
 
 logger = logging.getLogger("mlapi")

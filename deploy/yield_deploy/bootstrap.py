@@ -6,11 +6,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deploy import taskdef
-from deploy.autoscaling import ensure_autoscaling
-from deploy.aws import Aws, active_service, error_code, image_exists, repository_uri
-from deploy.errors import SettingsError
-from deploy.settings import Settings
+from yield_deploy import taskdef
+from yield_deploy.autoscaling import ensure_autoscaling
+from yield_deploy.aws import Aws, active_service, error_code, image_exists, repository_uri
+from yield_deploy.errors import SettingsError
+from yield_deploy.settings import Settings
 
 # Images of failed or abandoned builds go after a week; of the tagged ones (two tags, version
 # and commit, per release), the newest 100 stay. ECR wants the "any" rule evaluated last.
