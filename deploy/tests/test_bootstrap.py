@@ -6,7 +6,13 @@ from typing import Any
 import pytest
 from conftest import TAG, Network, put_image
 
-from yield_deploy.autoscaling import DIMENSION, METRIC, SCALE_IN_COOLDOWN_S, SCALE_OUT_COOLDOWN_S, scale
+from yield_deploy.autoscaling import (
+    DIMENSION,
+    METRIC,
+    SCALE_IN_COOLDOWN_S,
+    SCALE_OUT_COOLDOWN_S,
+    scale,
+)
 from yield_deploy.aws import Aws
 from yield_deploy.bootstrap import LIFECYCLE_POLICY, bootstrap
 from yield_deploy.errors import NotBootstrappedError, SettingsError
