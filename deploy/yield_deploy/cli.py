@@ -1,4 +1,4 @@
-"""``python -m yield_deploy`` / ``yield-deploy``: the commands CircleCI runs, and a user from a laptop."""
+"""``python -m yield_deploy`` (``yield-deploy``): the commands CI runs, and a user too."""
 
 import argparse
 import sys
