@@ -12,18 +12,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from mlapi import __version__, metrics
-from mlapi.deps import (
-    JsonBody,
-    LogDep,
-    ModelDep,
-    SettingsDep,
-    model_of,
-    prediction_log_of,
-    read_json_body,
-)
+from mlapi.deps import JsonBody, LogDep, ModelDep, SettingsDep
 from mlapi.errors import ApiError, error_responses
 from mlapi.feedback import parse_feedback
-from mlapi.inputs import parse_body
 from mlapi.prediction_log import PredictionEntry, PredictionLog, new_prediction_ids
 from mlapi.schemas import (
     FeedbackResult,
@@ -36,13 +27,12 @@ from mlapi.schemas import (
 from mlapi.settings import Settings
 from yield_model.card import ModelCard
 from yield_model.predict import PredictionResult, TrainedModel
-from yield_model.schemas import Record, sample_ids, validate_records
 
 router = APIRouter()
 
 
-# The body is read and validated by the route itself (off the event loop, records by the
-# model package), so its schema is declared here for the OpenAPI document.
+# The body is validated by the model package, in a thread, from its bytes; its schema, the
+# package's own model, is declared here for the OpenAPI document.
 def _request_body(schema: str) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{schema}"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
@@ -68,71 +58,54 @@ async def model_card(model: ModelDep) -> ModelCard:
     return model.card
 
 
-#: Requests up to this size (~25 records) are computed on the event loop: for them the
-#: hop to a thread and back cost more than the work (~0.5 ms a record). Larger ones go to a
-#: thread, a few at a time, so that one big batch does not hold up every other request.
-INLINE_BODY_BYTES = 16 * 1024
-
-
 @router.post(
     "/api/v1/predict",
     response_model=PredictionResults,
     responses=error_responses(400, 413, 415, 422, 503),
-    openapi_extra=_request_body("MultipleYieldInputs"),
+    openapi_extra=_request_body("PredictionRequest"),
 )
-async def predict(request: Request) -> Response:
+async def predict(
+    request: Request, body: JsonBody, model: ModelDep, log: LogDep, settings: SettingsDep
+) -> Response:
     """Predict the yield of each record, with warnings about values it could not read."""
-    # The busiest route takes what it needs from the request itself: resolving FastAPI
-    # dependencies cost ~10 % of a one-record request (benchmarks/README.md).
-    model, log = model_of(request), prediction_log_of(request)
-    body = await read_json_body(request)
-    settings: Settings = request.app.state.settings
-    if len(body) <= INLINE_BODY_BYTES:
-        return _predict(request, body, model, log, settings)
+    # Validation, the model and the durable log write all block: a thread does them, a few
+    # requests at a time, so that one big batch holds up no other request.
     limiter: anyio.CapacityLimiter = request.state.predict_limiter
-    return await anyio.to_thread.run_sync(
-        _predict, request, body, model, log, settings, limiter=limiter
+    result, answer = await anyio.to_thread.run_sync(
+        _predict, body, model, log, settings, limiter=limiter
     )
+    request.state.record_count = len(result.predictions)
+    if settings.log_record_values:
+        request.state.record_values = [
+            record.model_dump(mode="json", exclude_unset=True) for record in result.records
+        ]
+    return Response(answer, media_type="application/json")
 
 
 def _predict(
-    request: Request, body: bytes, model: TrainedModel, log: PredictionLog, settings: Settings
-) -> Response:
-    inputs, strict = parse_body(body, settings.max_records)
-    request.state.record_count = len(inputs)
-    if settings.log_record_values:
-        request.state.record_values = inputs
-    records = validate_records(inputs)
+    body: bytes, model: TrainedModel, log: PredictionLog, settings: Settings
+) -> tuple[PredictionResult, bytes]:
     started = time.perf_counter()
-    result = model.predict(records)
-    inference_seconds = time.perf_counter() - started
-    ids = new_prediction_ids(len(records))
+    result = model.predict_json(body, settings.max_records)
+    model_seconds = time.perf_counter() - started
+    ids = new_prediction_ids(len(result.predictions))
     # Answered only once on record: an acknowledged prediction survives a crash.
     started = time.perf_counter()
-    log.record(ids, inputs, records, result, time.time(), body=body if strict else None)
+    log.record(ids, result, time.time())
     metrics.record_log_write(time.perf_counter() - started)
     metrics.record_prediction(
-        result.model_version,
-        result.predictions,
-        inference_seconds,
-        result.absent,
-        result.unparseable,
+        result.model_version, result.predictions, model_seconds, result.absent, result.unparseable
     )
-    return Response(prediction_results(records, result, ids), media_type="application/json")
+    return result, prediction_results(result, ids)
 
 
-def prediction_results(
-    records: Sequence[Record], result: PredictionResult, ids: Sequence[UUID] | None = None
-) -> bytes:
-    """The ``PredictionResults`` JSON for the records predicted, one id per prediction.
+def prediction_results(result: PredictionResult, ids: Sequence[UUID]) -> bytes:
+    """The ``PredictionResults`` JSON of a result, one id per prediction.
 
-    ``ids`` are the prediction ids (new ones if not given). Built with orjson rather than
-    through pydantic objects: for a 1,000-record batch that was ~10 ms, a sizeable part of
-    what HTTP adds (benchmarks/README.md). The tests check the shape against
-    ``PredictionResults``.
+    Written by orjson straight from the result (the tests check the shape against
+    ``PredictionResults``): building a pydantic object per prediction first would double
+    the cost of answering a large batch.
     """
-    if ids is None:
-        ids = new_prediction_ids(len(records))
     return orjson.dumps(
         {
             "model_version": result.model_version,
@@ -144,7 +117,7 @@ def prediction_results(
                     "warnings": warnings,
                 }
                 for prediction_id, sample_id, value, warnings in zip(
-                    ids, sample_ids(records), result.predictions, result.warnings, strict=True
+                    ids, result.sample_ids, result.predictions, result.warnings, strict=True
                 )
             ],
         }

@@ -1,4 +1,7 @@
-"""Dependencies the routes declare: the model, the prediction log, the settings, the JSON body."""
+"""Dependencies the routes declare: the model, the prediction log, the settings, the JSON body.
+
+Each is ``async`` because none blocks: they run on the event loop rather than in a thread.
+"""
 
 from typing import Annotated
 
@@ -10,7 +13,7 @@ from mlapi.settings import Settings
 from yield_model.predict import TrainedModel
 
 
-def model_of(request: Request) -> TrainedModel:
+async def get_model(request: Request) -> TrainedModel:
     """The model loaded at startup; 503 while there is none."""
     model: TrainedModel | None = getattr(request.state, "model", None)
     if model is None:
@@ -18,23 +21,12 @@ def model_of(request: Request) -> TrainedModel:
     return model
 
 
-def prediction_log_of(request: Request) -> PredictionLog:
+async def get_prediction_log(request: Request) -> PredictionLog:
     """The prediction log opened at startup; 503 while there is none."""
     log: PredictionLog | None = getattr(request.state, "prediction_log", None)
     if log is None:
         raise ApiError(503, "not_ready", "the prediction log is not open yet; retry shortly")
     return log
-
-
-# Trivial dependencies are ``async`` so they run inline rather than costing a thread hop.
-async def get_model(request: Request) -> TrainedModel:
-    """``model_of`` as a dependency."""
-    return model_of(request)
-
-
-async def get_prediction_log(request: Request) -> PredictionLog:
-    """``prediction_log_of`` as a dependency."""
-    return prediction_log_of(request)
 
 
 async def get_app_settings(request: Request) -> Settings:

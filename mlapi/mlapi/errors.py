@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlapi.prediction_log import PredictionLogError
 from mlapi.schemas import ErrorBody, ErrorDetail, ErrorItem
-from yield_model.errors import InvalidInputError
+from yield_model.errors import InvalidInputError, MalformedRequestError, TooManyRecordsError
 
 logger = logging.getLogger("mlapi")
 
@@ -69,6 +69,14 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", message, shown[:MAX_LISTED_ERRORS])
 
 
+async def _malformed_request(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(400, "malformed_json", str(exc))
+
+
+async def _too_many_records(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(413, "too_many_records", str(exc))
+
+
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     items = []
@@ -101,6 +109,8 @@ def add_error_handlers(app: FastAPI) -> None:
     """Render every error the app can raise as the one error body."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(InvalidInputError, _invalid_input)
+    app.add_exception_handler(MalformedRequestError, _malformed_request)
+    app.add_exception_handler(TooManyRecordsError, _too_many_records)
     app.add_exception_handler(PredictionLogError, _prediction_log_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -20,9 +20,10 @@ from mlapi.errors import add_error_handlers
 from mlapi.monitor import Monitor
 from mlapi.prediction_log import PredictionLog
 from mlapi.request_log import RequestLogMiddleware
-from mlapi.schemas import FeedbackRequest, MultipleYieldInputs
+from mlapi.schemas import FeedbackRequest
 from mlapi.settings import Settings, get_settings
 from yield_model.predict import load_model
+from yield_model.schemas import PredictionRequest
 
 logger = logging.getLogger("mlapi")
 
@@ -94,7 +95,7 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     _, definitions = models_json_schema(
-        [(MultipleYieldInputs, "validation"), (FeedbackRequest, "validation")],
+        [(PredictionRequest, "validation"), (FeedbackRequest, "validation")],
         ref_template="#/components/schemas/{model}",
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})

@@ -6,10 +6,9 @@ or container loses nothing it answered; ``sync="full"`` adds an fsync per commit
 crash of the machine does not either. Writing in the background would answer a little sooner,
 but a crash would then lose answered predictions.
 
-A request is written as one row, its records and results as JSON arrays (serialising them in
-one call is ten times faster than record by record; the records as sent are the request
-body itself when it is strict JSON, so they are not written out again), plus one small row
-per prediction that finds it by id. Prediction ids are time-ordered (UUID version 7), and
+A request is written as one row, its validated records and results as JSON arrays (each
+serialised in one call rather than record by record), plus one small row per prediction
+that finds it by id. Prediction ids are time-ordered (UUID version 7), and
 a request's ids are sorted, so those rows are appended at the end of their index, in order,
 instead of being scattered over it.
 
@@ -28,16 +27,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 
+from yield_model.features import FloatArray
 from yield_model.predict import PredictionResult
-from yield_model.schemas import Record, sample_ids
+from yield_model.schemas import records_json
 
-FloatArray = npt.NDArray[np.float64]
 FeedbackStatus = Literal["recorded", "unknown", "duplicate"]
 
 #: The schema this code writes; a file written by a newer one is refused.
@@ -53,8 +51,8 @@ _YIELDS: Final = np.dtype("<f8")
 
 _SCHEMA: Final = (
     # ids: the prediction ids, 16 bytes each; predictions: little-endian float64 yields;
-    # sample_ids, warnings: JSON arrays; inputs (the records as sent): a JSON array, or the
-    # request body {"inputs": [...]} as received. All in input order.
+    # sample_ids, warnings: JSON arrays; inputs: the validated records as a JSON array (or,
+    # written by an earlier version, the request body {"inputs": [...]}). All in input order.
     # predictions: where each prediction id's request row is, and its position there.
     """CREATE TABLE IF NOT EXISTS requests (
         seq INTEGER PRIMARY KEY,
@@ -102,8 +100,8 @@ _INDEX_PREDICTION: Final = (
 )
 
 
-def _records_as_sent(stored: str) -> list[Any]:
-    """The records of a logged request: stored as their JSON array or as the request body."""
+def _stored_records(stored: str) -> list[Any]:
+    """The records of a logged request: their JSON array, or an earlier version's body."""
     value = orjson.loads(stored)
     records: list[Any] = value["inputs"] if isinstance(value, dict) else value
     return records
@@ -122,16 +120,7 @@ def new_prediction_ids(count: int) -> list[UUID]:
     prefix = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0b10 << 62
     random = struct.iter_unpack(">QQ", os.urandom(_ID_BYTES * count))
     values = sorted([(high << 64 | low) & _RANDOM_BITS | prefix for high, low in random])
-    # UUID(int=...) checks its argument, which took twice as long as the rest: these are UUIDs
-    # by construction, so they are made as Python 3.14's UUID._from_int makes them.
-    new, assign, unknown = object.__new__, object.__setattr__, SafeUUID.unknown
-    ids = []
-    for value in values:
-        made = new(UUID)
-        assign(made, "int", value)
-        assign(made, "is_safe", unknown)
-        ids.append(made)
-    return ids
+    return [UUID(int=value) for value in values]
 
 
 @dataclass(frozen=True)
@@ -144,7 +133,7 @@ class FeedbackEntry:
 
 @dataclass(frozen=True)
 class PredictionEntry:
-    """One logged prediction: its record as sent, its output, and its feedback if any."""
+    """One logged prediction: its record, its output, and its feedback if any."""
 
     prediction_id: UUID
     created_at: float
@@ -169,7 +158,7 @@ class FeedbackOutcome:
 
 @dataclass(frozen=True)
 class Window:
-    """The latest predictions of one model: records as sent and predicted yields, oldest first."""
+    """The latest predictions of one model: records and predicted yields, oldest first."""
 
     inputs: list[Any]
     predictions: FloatArray
@@ -237,35 +226,21 @@ class PredictionLog:
         with self._lock:
             self._db.close()
 
-    def record(
-        self,
-        ids: Sequence[UUID],
-        inputs: Sequence[Any],
-        records: Sequence[Record],
-        result: PredictionResult,
-        created_at: float,
-        *,
-        body: bytes | None = None,
-    ) -> None:
-        """Write one request's predictions in one transaction; returns once it is committed.
-
-        ``inputs`` are the records as sent (JSON values), ``records`` as validated. ``body``,
-        if given, is the request they came in, ``{"inputs": [...]}`` in strict JSON: stored
-        as received instead of writing ``inputs`` out again (~3 ms for 1,000 records).
-        """
+    def record(self, ids: Sequence[UUID], result: PredictionResult, created_at: float) -> None:
+        """Write one request's predictions in one transaction; returns once it is committed."""
         count = len(ids)
-        if not len(inputs) == len(records) == len(result.predictions) == count > 0:
-            raise ValueError("ids, inputs, records and predictions must have one entry each")
-        keys = b"".join([prediction_id.int.to_bytes(_ID_BYTES) for prediction_id in ids])
+        if not len(result.records) == len(result.predictions) == count > 0:
+            raise ValueError("ids, records and predictions must have one entry each")
+        keys = b"".join([prediction_id.bytes for prediction_id in ids])
         request = (
             created_at,
             result.model_version,
             count,
             keys,
             np.asarray(result.predictions, dtype=_YIELDS).tobytes(),
-            orjson.dumps(sample_ids(records)),
+            orjson.dumps(result.sample_ids),
             orjson.dumps(result.warnings),
-            orjson.dumps(inputs) if body is None else body,
+            records_json(result.records),
         )
         with self._lock, _errors("record the predictions"), self._transaction() as db:
             # JSON goes in as bytes and is stored as TEXT: no decoding in Python.
@@ -275,8 +250,8 @@ class PredictionLog:
                 " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT))",
                 request,
             ).lastrowid
-            # One index row per prediction, cut from the ids inside SQLite: a Python loop
-            # binding 1,000 rows took longer than the rest of the request's write.
+            # One index row per prediction, cut from the ids inside SQLite rather than bound
+            # row by row from Python.
             index = _INDEX_PREDICTIONS if count > 1 else _INDEX_PREDICTION
             db.execute(index, {"count": count, "keys": keys, "request": seq})
 
@@ -334,7 +309,7 @@ class PredictionLog:
             created_at=created,
             model_version=version,
             sample_id=orjson.loads(sample_ids)[position],
-            inputs=_records_as_sent(inputs)[position],
+            inputs=_stored_records(inputs)[position],
             predicted_yield=_yield_at(yields, position),
             warnings=orjson.loads(warnings)[position],
             feedback=None if actual is None else FeedbackEntry(actual, received),
@@ -342,23 +317,30 @@ class PredictionLog:
 
     def recent_predictions(self, model_version: str, limit: int) -> Window:
         """The ``limit`` latest predictions of a model version."""
-        inputs: list[list[Any]] = []
-        yields: list[FloatArray] = []
+        stored: list[tuple[str, bytes]] = []
         kept = 0
         with self._lock, _errors("read the prediction log"):
             rows = self._db.execute(
-                "SELECT inputs, predictions FROM requests WHERE model_version = ?"
+                "SELECT inputs, predictions, records FROM requests WHERE model_version = ?"
                 " ORDER BY seq DESC",
                 (model_version,),
             )
-            for request_inputs, request_yields in rows:
+            for request_inputs, request_yields, count in rows:
                 if kept >= limit:
                     break
-                # the newest request first; of the oldest one read, its latest records
-                wanted = limit - kept
-                inputs.append(_records_as_sent(request_inputs)[-wanted:])
-                yields.append(np.frombuffer(request_yields, dtype=_YIELDS)[-wanted:])
-                kept += len(inputs[-1])
+                stored.append((request_inputs, request_yields))
+                kept += count
+            rows.close()
+        # Decoded once the lock is free: a predict of this process waits for no parsing.
+        inputs: list[list[Any]] = []
+        yields: list[FloatArray] = []
+        kept = 0
+        for request_inputs, request_yields in stored:
+            # the newest request first; of the oldest one read, its latest records
+            wanted = limit - kept
+            inputs.append(_stored_records(request_inputs)[-wanted:])
+            yields.append(np.frombuffer(request_yields, dtype=_YIELDS)[-wanted:])
+            kept += len(inputs[-1])
         return Window(
             inputs=[record for request in reversed(inputs) for record in request],
             predictions=np.concatenate([np.empty(0), *reversed(yields)]),

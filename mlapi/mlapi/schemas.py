@@ -1,25 +1,10 @@
-"""The HTTP bodies of the API; records themselves are the model package's ``Record``."""
+"""The HTTP bodies of the API; a prediction request is the model package's ``PredictionRequest``."""
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from yield_model.schemas import EXAMPLE_RECORD, Record
-
-
-class MultipleYieldInputs(BaseModel):
-    """The body of a prediction request: one or more batches' process logs."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"inputs": [EXAMPLE_RECORD]}]}
-    )
-
-    inputs: list[Record] = Field(
-        min_length=1,
-        description="The records to predict; at most MLAPI_MAX_RECORDS (10,000 by default).",
-    )
 
 
 class YieldPrediction(BaseModel):
@@ -127,7 +112,9 @@ class LoggedPrediction(BaseModel):
     created_at: datetime
     model_version: str
     sample_id: str | None
-    inputs: dict[str, Any] = Field(description="The record exactly as it was sent.")
+    inputs: dict[str, Any] = Field(
+        description="The record as validated: the fields it was sent with, by field name."
+    )
     predicted_yield: float
     warnings: list[str]
     feedback: RecordedFeedback | None

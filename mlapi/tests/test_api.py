@@ -6,13 +6,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
-import pytest
-from fastapi import Request
 from fastapi.testclient import TestClient
 
 from mlapi import __version__
-from mlapi.api import INLINE_BODY_BYTES
 from mlapi.main import create_app
 from mlapi.schemas import PredictionResults
 from mlapi.settings import Settings
@@ -124,9 +120,9 @@ def test_openapi_documents_the_predict_body_with_an_example(client: TestClient) 
     body = document["paths"]["/api/v1/predict"]["post"]["requestBody"]
     schemas = document["components"]["schemas"]
     assert body["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/MultipleYieldInputs"
+        "$ref": "#/components/schemas/PredictionRequest"
     }
-    inputs = schemas["MultipleYieldInputs"]
+    inputs = schemas["PredictionRequest"]
     assert inputs["properties"]["inputs"]["items"] == {"$ref": "#/components/schemas/Record"}
     assert inputs["examples"] == [{"inputs": [EXAMPLE_RECORD]}]
     assert schemas["Record"]["additionalProperties"] is False
@@ -153,7 +149,7 @@ def test_a_bug_is_a_500_with_the_error_body_not_a_traceback(
     class BrokenModel:
         name, version = "yield-model", "0.1.0"
 
-        def predict(self, records: object) -> None:
+        def predict_json(self, body: bytes, max_records: int) -> None:
             raise RuntimeError("boom")
 
     app = create_app(Settings())
@@ -185,22 +181,21 @@ def test_a_worker_computes_at_most_predict_threads_requests_at_once(
     class CountingModel:
         name, version = model.name, model.version
 
-        def predict(self, records: Any) -> Any:
+        def predict_json(self, body: bytes, max_records: int) -> Any:
             nonlocal running, most
             with lock:
                 running += 1
                 most = max(most, running)
             try:
                 two_at_once.wait()
-                return model.predict(records)
+                return model.predict_json(body, max_records)
             finally:
                 with lock:
                     running -= 1
 
     app = create_app(Settings(predict_threads=2))
-    # When six requests arrive together, each too large to be computed on the event loop
-    body = {"inputs": [record] * 40}
-    assert len(orjson.dumps(body)) > INLINE_BODY_BYTES
+    # When six requests arrive together
+    body = {"inputs": [record] * 3}
     with TestClient(app) as client, ThreadPoolExecutor(6) as pool:
         client.app_state["model"] = CountingModel()
         answers = list(pool.map(lambda _: client.post("/api/v1/predict", json=body), range(6)))
@@ -209,35 +204,35 @@ def test_a_worker_computes_at_most_predict_threads_requests_at_once(
     assert most == 2
 
 
-@pytest.mark.parametrize(("records", "on_the_loop"), [(1, True), (20, True), (40, False)])
-def test_small_requests_are_computed_on_the_event_loop_large_ones_in_a_thread(
-    record: dict[str, Any], clean_env: None, records: int, on_the_loop: bool
+def test_health_answers_while_predictions_are_being_computed(
+    record: dict[str, Any], clean_env: None
 ) -> None:
-    # Given a model that notes the thread it predicts in, and the event loop's thread
+    # Given a model whose predictions block until released, as a slow disk or model would
     model = load_model()
-    threads: list[int] = []
+    release = threading.Event()
+    started = threading.Event()
 
-    class NotingModel:
-        name, version = model.name, model.version
+    class SlowModel:
+        name, version, card = model.name, model.version, model.card
 
-        def predict(self, records: Any) -> Any:
-            threads.append(threading.get_ident())
-            return model.predict(records)
+        def predict_json(self, body: bytes, max_records: int) -> Any:
+            started.set()
+            assert release.wait(60)
+            return model.predict_json(body, max_records)
 
-    app = create_app()
-
-    @app.middleware("http")
-    async def note_loop_thread(request: Request, call_next: Any) -> Any:
-        threads.append(threading.get_ident())  # middleware runs on the loop
-        return await call_next(request)
-
-    body = {"inputs": [record] * records}
-    # When
-    with TestClient(app) as client:
-        client.app_state["model"] = NotingModel()
-        response = client.post("/api/v1/predict", json=body)
-    # Then
-    assert response.status_code == 200
-    assert len(response.json()["predictions"]) == records
-    loop_thread, predict_thread = threads
-    assert (predict_thread == loop_thread) is on_the_loop
+    with (
+        TestClient(create_app(Settings(predict_threads=2))) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        client.app_state["model"] = SlowModel()
+        # When two one-record predictions are in progress
+        waiting = [pool.submit(client.post, "/api/v1/predict", json={"inputs": [record]})]
+        waiting.append(pool.submit(client.post, "/api/v1/predict", json={"inputs": [record]}))
+        assert started.wait(60)
+        # Then the event loop still answers other requests
+        health = client.get("/api/v1/health")
+        card = client.get("/api/v1/model")
+        release.set()
+        answers = [future.result(timeout=60) for future in waiting]
+    assert (health.status_code, card.status_code) == (200, 200)
+    assert [a.status_code for a in answers] == [200, 200]

@@ -65,7 +65,7 @@ def test_a_rejected_request_counts_as_4xx_and_predicts_nothing(
     client: TestClient, scrape: Callable[[], Scrape]
 ) -> None:
     before = scrape()
-    client.post("/api/v1/predict", json={"inputs": [{"A1": "abc"}]})
+    client.post("/api/v1/predict", json={"inputs": [{"A1": False}]})
     after = scrape()
     assert (
         after.value("http_requests_total", **PREDICT_4XX)

@@ -37,12 +37,19 @@ def write(
     inputs: list[Any] = [
         {**EXAMPLE_RECORD, "sample_id": f"s{i}", "A6": 30 + i} for i in range(len(yields))
     ]
-    records = validate_records(inputs)
     warnings = [[f"warning {i}"] if i % 2 else [] for i in range(len(yields))]
-    result = PredictionResult(version, yields, warnings, {}, {})
     ids = new_prediction_ids(len(yields))
-    log.record(ids, inputs, records, result, at)
+    log.record(ids, result(inputs, yields, warnings, version), at)
     return ids
+
+
+def result(
+    inputs: list[Any], yields: list[float], warnings: list[list[str]], version: str = "0.1.0"
+) -> PredictionResult:
+    """What the model package returns for these records, with these yields and warnings."""
+    records = validate_records(inputs) if inputs else []
+    ids = [None if r.sample_id is None else str(r.sample_id) for r in records]
+    return PredictionResult(version, records, ids, yields, warnings, {}, {})
 
 
 def test_a_logged_prediction_comes_back_as_it_was_sent(log: PredictionLog) -> None:
@@ -139,9 +146,8 @@ def test_ids_made_elsewhere_in_any_order_are_logged_too(log: PredictionLog) -> N
     # Given version 4 ids, unordered, for a request of 40 records
     ids = [uuid.uuid4() for _ in range(40)]
     inputs: list[Any] = [{**EXAMPLE_RECORD, "sample_id": f"s{i}"} for i in range(40)]
-    result = PredictionResult("0.1.0", [i / 40 for i in range(40)], [[]] * 40, {}, {})
     # When
-    log.record(ids, inputs, validate_records(inputs), result, T0)
+    log.record(ids, result(inputs, [i / 40 for i in range(40)], [[]] * 40), T0)
     # Then
     found = [log.get(i) for i in ids]
     assert [e.sample_id if e else None for e in found] == [f"s{i}" for i in range(40)]
@@ -307,29 +313,36 @@ def test_a_path_that_cannot_be_a_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_request_must_have_one_id_per_record(log: PredictionLog) -> None:
-    records = validate_records([EXAMPLE_RECORD])
-    result = PredictionResult("0.1.0", [0.9], [[]], {}, {})
     with pytest.raises(ValueError, match="one entry each"):
-        log.record(new_prediction_ids(2), [EXAMPLE_RECORD], records, result, T0)
+        log.record(new_prediction_ids(2), result([EXAMPLE_RECORD], [0.9], [[]]), T0)
     with pytest.raises(ValueError, match="one entry each"):
-        log.record([], [], [], PredictionResult("0.1.0", [], [], {}, {}), T0)
+        log.record([], result([], [], []), T0)
     assert np.array_equal(log.recent_predictions("0.1.0", 5).predictions, [])
 
 
-def test_records_stored_as_the_request_body_come_back_as_sent(log: PredictionLog) -> None:
-    # Given one request logged from its body (kept as received, spacing and all) and one
-    # logged from its records, as when the body was not strict JSON
+def test_requests_an_earlier_version_stored_as_their_body_come_back(log: PredictionLog) -> None:
+    # Given one request logged by an earlier version, which kept the body as received, and
+    # one logged now, as its validated records
     inputs: list[Any] = [{**EXAMPLE_RECORD, "sample_id": f"b{i}", "A6": 40 + i} for i in range(3)]
     body = b'{ "inputs" :\n ' + orjson.dumps(inputs) + b" }"
-    result = PredictionResult("0.1.0", [0.91, 0.92, 0.93], [[], [], []], {}, {})
-    from_body = new_prediction_ids(3)
-    log.record(from_body, inputs, validate_records(inputs), result, T0, body=body)
-    from_records = write(log, [0.94, 0.95], at=T0 + 1)
+    old_ids = new_prediction_ids(3)
+    keys = b"".join(i.bytes for i in old_ids)
+    with sqlite3.connect(log.path) as db:
+        seq = db.execute(
+            "INSERT INTO requests (created_at, model_version, records, ids, predictions,"
+            " sample_ids, warnings, inputs) VALUES (?, '0.1.0', 3, ?, ?, ?, '[[],[],[]]', ?)",
+            (T0, keys, np.array([0.91, 0.92, 0.93]).tobytes(), '["b0","b1","b2"]', body.decode()),
+        ).lastrowid
+        db.executemany(
+            "INSERT INTO predictions (id, request, position) VALUES (?, ?, ?)",
+            [(i.bytes, seq, k) for k, i in enumerate(old_ids)],
+        )
+    new_ids = write(log, [0.94, 0.95], at=T0 + 1)
     # When / Then: each record comes back, by id and in the monitoring window, in order
-    entry = log.get(from_body[2])
+    entry = log.get(old_ids[2])
     assert entry is not None
     assert entry.inputs == inputs[2]
-    second = log.get(from_records[1])
+    second = log.get(new_ids[1])
     assert second is not None
     assert second.inputs["sample_id"] == "s1"
     window = log.recent_predictions("0.1.0", 4)

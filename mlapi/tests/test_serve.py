@@ -57,7 +57,7 @@ def _send(server: RunningServer, sizes: list[int], bad: int) -> None:
         return httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=120).status_code
 
     def rejected(_: int) -> int:
-        body = {"inputs": [{"A1": "not a number"}]}
+        body = {"inputs": [{"A1": True}]}
         return httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=120).status_code
 
     with ThreadPoolExecutor(8) as pool:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yield_model import datasets, train
+from yield_model import datasets
 from yield_model.card import FeatureReference, feature_reference
 from yield_model.columns import FEATURE_COLUMNS
 from yield_model.drift import (
@@ -101,10 +101,6 @@ def test_drift_scores_every_column_and_refuses_one_without_reference() -> None:
     assert scores == {"a": 0.0}
     with pytest.raises(KeyError, match="no reference for c"):
         drift_scores({"a": THIRDS}, {"a": [1.0], "c": [1.0]})
-
-
-def test_the_predicted_yield_reference_is_the_one_training_writes() -> None:
-    assert PREDICTED_YIELD == train.PREDICTION_REFERENCE
 
 
 def test_engineered_features_are_the_columns_the_card_references(

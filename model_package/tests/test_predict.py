@@ -61,35 +61,57 @@ def test_records_accept_published_id_name_nan_and_numeric_strings(
     record[ID_COLUMN] = record.pop("sample_id")
     validated = validate_records([record])[0]
     assert validated.sample_id == "sample_1528"
-    assert validated.A6 == 38.0
-    assert validated.A7 is None
-    base = trained_model.predict([EXAMPLE_RECORD]).predictions
-    assert trained_model.predict([record]).predictions == base
+    assert validated.A6 == "38"  # read by the parser, as every cell is
+    base = trained_model.predict([EXAMPLE_RECORD])
+    result = trained_model.predict([record])
+    assert result.predictions == base.predictions
+    assert result.warnings == base.warnings == [[]]
     # Record instances pass through without a second validation.
-    assert trained_model.predict([Record.model_validate(EXAMPLE_RECORD)]).predictions == base
+    assert trained_model.predict([Record.model_validate(EXAMPLE_RECORD)]).predictions == (
+        base.predictions
+    )
 
 
-def test_invalid_records_raise_every_problem_with_index_and_field(
+def test_values_of_the_wrong_type_raise_every_problem_with_index_and_field(
     trained_model: TrainedModel,
 ) -> None:
     bad: list[dict[str, Any]] = [
         dict(EXAMPLE_RECORD),
-        {**EXAMPLE_RECORD, "A6": "hot", "A5": 13.5, "colour": "red"},
-        {**EXAMPLE_RECORD, "B14": True, "A21": float("inf"), "A1": 1e39, "A3": "-1e300"},
+        {**EXAMPLE_RECORD, "A6": [38], "A5": True, "colour": "red"},
+        {**EXAMPLE_RECORD, "B14": True, "sample_id": 1.5, "A1": "x" * 101},
     ]
     with pytest.raises(InvalidInputError) as caught:
         trained_model.predict(bad)
     found = {(p.index, p.field): p.message for p in caught.value.problems}
     assert found == {
-        (1, "A6"): "expected a number or a numeric string, got 'hot'",
-        (1, "A5"): "expected a time string such as '13:30:00' or '21:00-21:30', got 13.5",
+        (1, "A6"): "expected a number, a numeric string or null, got an array",
+        (1, "A5"): "expected a time string such as '13:30:00' or '21:00-21:30', or null, "
+        "got a boolean",
         (1, "colour"): "unknown field",
-        (2, "B14"): "expected a number, got a boolean",
-        (2, "A21"): "must be a finite number",
-        (2, "A1"): "must be between -3.4e38 and 3.4e38, the range the model computes in",
-        (2, "A3"): "must be between -3.4e38 and 3.4e38, the range the model computes in",
+        (2, "B14"): "expected a number, a numeric string or null, got a boolean",
+        (2, "sample_id"): "expected a string or an integer, got a number",
+        (2, "A1"): "too long: at most 100 characters",
     }
-    assert "7 invalid input value(s)" in str(caught.value)
+    assert "6 invalid input value(s)" in str(caught.value)
+
+
+def test_values_that_cannot_be_read_are_missing_with_a_warning(
+    trained_model: TrainedModel,
+) -> None:
+    # What a value means is the parser's to say: the rest of the batch is still predicted.
+    record = {**EXAMPLE_RECORD, "A6": "hot", "A5": 13.5, "A21": float("inf"), "A1": 1e39}
+    result = trained_model.predict([record, EXAMPLE_RECORD])
+    assert result.warnings[0] == [
+        "A1: could not parse 1e+39 (too large: beyond ±3.4e38, the float32 range the model "
+        "computes in), treated as missing",
+        "A5: could not parse 13.5 (expected a time string, got float), treated as missing",
+        "A6: could not parse 'hot', treated as missing",
+        "A21: could not parse inf (not a finite number), treated as missing",
+    ]
+    assert result.warnings[1] == []
+    assert {k: v for k, v in result.unparseable.items() if v} == {
+        "A1": 1, "A5": 1, "A6": 1, "A21": 1
+    }  # fmt: skip
 
 
 def test_empty_input_is_an_error(trained_model: TrainedModel) -> None:
@@ -166,7 +188,7 @@ def test_rows_of_the_training_file_are_accepted_and_their_yield_ignored(
     assert all("收率" in row for row in rows)
     without = [{k: v for k, v in row.items() if k != "收率"} for row in rows]
     assert trained_model.predict(rows).predictions == trained_model.predict(without).predictions
-    assert validate_records(rows)[0].observed_yield == float(rows[0]["收率"])
+    assert validate_records(rows)[0].observed_yield == rows[0]["收率"]
 
 
 def test_magnitudes_beyond_float32_in_a_training_frame_become_missing(

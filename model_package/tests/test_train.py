@@ -18,9 +18,10 @@ from yield_model.columns import (
 )
 from yield_model.config import TrainingConfig, card_file_name, model_file_name
 from yield_model.data import load_answers, load_dataset
+from yield_model.drift import PREDICTED_YIELD
 from yield_model.parsing import parse_number, parse_time_point, parse_time_range
 from yield_model.predict import TrainedModel
-from yield_model.train import PREDICTION_REFERENCE, main, train
+from yield_model.train import main, train
 
 
 def test_same_data_and_seed_give_identical_predictions(train_csv: Path) -> None:
@@ -68,7 +69,7 @@ def test_model_card_describes_the_model(trained_model: TrainedModel, train_csv: 
         if _status(column, raw) != "ok":  # 24:00 and numeric outliers are legal values
             quality = card.input_quality
             assert quality.unparseable[column] + quality.repaired[column] >= 1, (column, raw)
-    for name in [*card.model_features, PREDICTION_REFERENCE]:
+    for name in [*card.model_features, PREDICTED_YIELD]:
         ref = card.reference[name]
         if ref.proportions:
             assert sum(ref.proportions) == pytest.approx(1.0)

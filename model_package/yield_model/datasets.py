@@ -73,9 +73,9 @@ from yield_model.columns import (
     TARGET_COLUMN,
     TIME_RANGE_COLUMNS,
 )
+from yield_model.features import FloatArray
 
 Encoding = Literal["gb18030", "utf-8"]
-FloatArray = npt.NDArray[np.float64]
 
 TRAIN_ROWS: Final = 1396
 TEST_ROWS: Final = 150

@@ -25,10 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from yield_model.card import FeatureReference
+from yield_model.features import FloatArray
+from yield_model.pipeline import engineered_frame
 from yield_model.predict import TrainedModel, records_to_frame
 from yield_model.schemas import Record, validate_records
-
-FloatArray = npt.NDArray[np.float64]
 
 PSI_WATCH: Final = 0.1
 PSI_ACT: Final = 0.25
@@ -91,7 +91,7 @@ def engineered_features(
     They are the output of the pipeline's parsing and step-duration stages, before the
     near-constant columns are dropped: the frame the references were computed from.
     """
-    frame = model.pipeline[:2].transform(records_to_frame(validate_records(records)))
+    frame = engineered_frame(model.pipeline, records_to_frame(validate_records(records)))
     return {str(name): frame[name].to_numpy(np.float64) for name in frame.columns}
 
 

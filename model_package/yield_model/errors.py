@@ -38,5 +38,18 @@ class InvalidInputError(YieldModelError):
         super().__init__(f"{len(problems)} invalid input value(s): {shown}{more}")
 
 
+class MalformedRequestError(YieldModelError):
+    """A request body is not JSON at all; the message says where reading it failed."""
+
+
+class TooManyRecordsError(YieldModelError):
+    """A request holds more records than the caller accepts at once."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(f"{count} records sent; at most {limit} are accepted per request")
+
+
 class ModelLoadError(YieldModelError):
     """The trained model or its card is missing, corrupt or of another version."""

@@ -1,7 +1,6 @@
-"""Prediction: validated records in, one yield per record and its warnings out."""
+"""Prediction: records in, one yield per record and its warnings out."""
 
 import functools
-import logging
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,55 +9,43 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from yield_model import __version__
 from yield_model.card import ModelCard
 from yield_model.columns import FEATURE_COLUMNS
 from yield_model.config import MODEL_NAME
-from yield_model.errors import InvalidInputError, ModelLoadError, Problem
-from yield_model.features import FloatArray, ParseReport
+from yield_model.errors import ModelLoadError, TooManyRecordsError
 from yield_model.persistence import default_model_path, load_pipeline
-from yield_model.pipeline import compile_pipeline
-from yield_model.schemas import EXAMPLE_RECORD, Record, RecordBatch, validate_records
-
-logger = logging.getLogger(__name__)
+from yield_model.schemas import Record, validate_records, validate_request
 
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """Predictions of one call, with what parsing had to say about the inputs."""
+    """Predictions of one call, in the order of the records, with what parsing had to say.
+
+    ``records`` are the records as validated and ``sample_ids`` their ids as text;
+    ``absent`` and ``unparseable`` count, per input column, the values that were missing
+    and those that could not be read (treated as missing too).
+    """
 
     model_version: str
+    records: list[Record]
+    sample_ids: list[str | None]
     predictions: list[float]
     warnings: list[list[str]]
     absent: dict[str, int]
     unparseable: dict[str, int]
 
 
+_FEATURES = operator.attrgetter(*FEATURE_COLUMNS)
+
+
 def records_to_frame(records: Sequence[Record]) -> pd.DataFrame:
     """The raw feature frame the pipeline expects, columns in the published order."""
-    rows = [[getattr(r, c) for c in FEATURE_COLUMNS] for r in records]
-    return pd.DataFrame(rows, columns=list(FEATURE_COLUMNS), dtype=object)
-
-
-_FEATURES = operator.itemgetter(*FEATURE_COLUMNS)
-#: A record with repairs, an invalid value and Excel dates, for the compiled pipeline's check.
-_QUIRKY_RECORD: dict[str, Any] = {
-    **EXAMPLE_RECORD,
-    "A5": "1900/1/9 7:00",
-    "A20": "6:00-6:30分",
-    "A25": "1900/3/10 0:00",
-    "B4": "nonsense",
-    "B9": "23:00-0:30",
-    "B14": None,
-}
-
-
-def _columns(records: Sequence[Record]) -> list[Sequence[Any] | FloatArray]:
-    """The records' raw feature cells, column by column, in the published order."""
-    if type(records) is RecordBatch:  # already by column
-        return [records.column(name) for name in FEATURE_COLUMNS]
-    return list(zip(*map(_FEATURES, map(vars, records)), strict=True))
+    cells = np.empty((len(records), len(FEATURE_COLUMNS)), dtype=object)
+    cells[:] = list(map(_FEATURES, records))
+    return pd.DataFrame(cells, columns=list(FEATURE_COLUMNS))
 
 
 def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -74,36 +61,9 @@ class TrainedModel:
         self.card = card
         self.name = card.name
         self.version = card.version
+        # Parsing once, outside the pipeline, yields both the features and the warnings.
         self._parser = pipeline[0]
         self._rest = pipeline[1:]
-        self._compiled = compile_pipeline(pipeline)
-        if self._compiled is not None and not self._compiled_agrees():
-            logger.warning("the compiled pipeline disagrees with scikit-learn; not used")
-            self._compiled = None
-
-    def _predict_with_pipeline(self, records: Sequence[Record]) -> tuple[FloatArray, ParseReport]:
-        frame = records_to_frame(records)
-        # Parsing once, outside the pipeline, yields both the features and the warnings.
-        parsed, report = self._parser.transform_with_report(frame)
-        features = pd.DataFrame(parsed, columns=self._parser.get_feature_names_out())
-        return np.asarray(self._rest.predict(features), dtype=np.float64), report
-
-    def _compiled_agrees(self) -> bool:
-        """Whether the compiled pipeline predicts what scikit-learn does on sample records.
-
-        A model file from another scikit-learn release, or fitted differently, must not be
-        served by a shortcut that does not match it; the tests hold this on whole files.
-        """
-        if list(getattr(self._parser, "feature_names_in_", ())) != list(FEATURE_COLUMNS):
-            return False
-        records = validate_records([EXAMPLE_RECORD, {}, _QUIRKY_RECORD])
-        try:
-            parsed, _ = self._parser.parse_columns(_columns(records), len(records))
-            fast = self._compiled.predict(parsed) if self._compiled is not None else None
-        except Exception:  # any failure of the shortcut means: do not use it
-            return False
-        expected, _ = self._predict_with_pipeline(records)
-        return fast is not None and np.array_equal(fast, expected)
 
     def predict(
         self, records: Sequence[Record | Mapping[str, Any]] | pd.DataFrame
@@ -112,19 +72,30 @@ class TrainedModel:
 
         ``records`` may also be a DataFrame with the published columns (NaN is missing).
         """
-        rows: Sequence[Record | Mapping[str, Any]] = (
-            _frame_records(records) if isinstance(records, pd.DataFrame) else records
-        )
-        if not rows:
-            raise InvalidInputError([Problem("at least one record is required")])
-        validated = validate_records(rows)
-        if self._compiled is not None:
-            parsed, report = self._parser.parse_columns(_columns(validated), len(validated))
-            predictions = self._compiled.predict(parsed)
-        else:
-            predictions, report = self._predict_with_pipeline(validated)
+        rows = _frame_records(records) if isinstance(records, pd.DataFrame) else records
+        return self._predict(validate_records(rows))
+
+    def predict_json(self, body: bytes, max_records: int | None = None) -> PredictionResult:
+        """Predict the records of a JSON body ``{"inputs": [record, ...]}``.
+
+        Raises MalformedRequestError for a body that is not JSON, InvalidInputError listing
+        every bad value, TooManyRecordsError beyond ``max_records``.
+        """
+        records = validate_request(body)
+        if max_records is not None and len(records) > max_records:
+            raise TooManyRecordsError(len(records), max_records)
+        return self._predict(records)
+
+    def _predict(self, records: list[Record]) -> PredictionResult:
+        # The records are validated and the parser never raises: scikit-learn's checks of
+        # finiteness and of its own parameters have nothing left to find.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            parsed, report = self._parser.transform_with_report(records_to_frame(records))
+            predictions = np.asarray(self._rest.predict(parsed), dtype=np.float64)
         return PredictionResult(
             model_version=self.version,
+            records=records,
+            sample_ids=[None if r.sample_id is None else str(r.sample_id) for r in records],
             predictions=predictions.tolist(),
             warnings=report.warnings,
             absent=report.absent,

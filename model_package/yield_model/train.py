@@ -29,11 +29,10 @@ from yield_model.card import (
 from yield_model.columns import FEATURE_COLUMNS, TARGET_COLUMN
 from yield_model.config import MODEL_NAME, TRAINED_MODEL_DIR, TrainingConfig
 from yield_model.data import Dataset, load_dataset
+from yield_model.drift import PREDICTED_YIELD
 from yield_model.errors import YieldModelError
 from yield_model.persistence import save_model
-from yield_model.pipeline import build_pipeline
-
-PREDICTION_REFERENCE = "predicted_yield"
+from yield_model.pipeline import build_pipeline, engineered_frame
 
 
 def _plausible(y: np.ndarray[Any, np.dtype[np.float64]], config: TrainingConfig) -> Any:
@@ -66,12 +65,12 @@ def train(dataset: Dataset, config: TrainingConfig) -> tuple[Pipeline, ModelCard
     pipeline = build_pipeline(config).fit(X[keep], y[keep])
     parser = pipeline.named_steps["parse"]
     _, report = parser.transform_with_report(X)
-    engineered = pipeline[:2].transform(X)
+    engineered = engineered_frame(pipeline, X)
     reference = reference_statistics(engineered, config.reference_bins)
     predicted = np.asarray(pipeline.predict(X), np.float64)
-    reference[PREDICTION_REFERENCE] = reference_statistics(
-        pd.DataFrame({PREDICTION_REFERENCE: predicted}), config.reference_bins
-    )[PREDICTION_REFERENCE]
+    reference[PREDICTED_YIELD] = reference_statistics(
+        pd.DataFrame({PREDICTED_YIELD: predicted}), config.reference_bins
+    )[PREDICTED_YIELD]
     regressor = pipeline.named_steps["regressor"]
     if isinstance(regressor, Pipeline):
         regressor = regressor[-1]
