@@ -4,13 +4,10 @@ Import this module only after ``PROMETHEUS_MULTIPROC_DIR`` is set (``mlapi.serve
 first): prometheus_client decides at creation whether a value lives in a per-process file.
 """
 
-import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, Summary
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 
@@ -18,7 +15,7 @@ from mlapi.prediction_log import FeedbackOutcome
 from yield_model import drift
 from yield_model.columns import FEATURE_COLUMNS
 
-#: Request latency buckets, in seconds: single records take milliseconds, 10,000 take seconds.
+#: Request latency buckets, in seconds: from one record to a batch of MLAPI_MAX_RECORDS.
 HTTP_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 INFERENCE_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -35,7 +32,6 @@ LOG_WRITE_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 )  # fmt: skip
 FEEDBACK_REJECTIONS: Final = ("unknown", "duplicate")
-LOG_TABLES: Final = ("predictions", "feedback")
 
 # HTTP requests: the instrumentator's standard names (http_requests_total,
 # http_request_duration_seconds, http_request_size_bytes, http_response_size_bytes), created
@@ -188,28 +184,6 @@ def announce_mae_alert_threshold(threshold: float) -> None:
     MAE_ALERT_THRESHOLD.set(threshold)
 
 
-@dataclass(frozen=True)
-class _ModelSeries:
-    """The labelled series one model version writes on every prediction request."""
-
-    predictions: Any
-    inference_seconds: Any
-    records: Any
-    predicted_yield: Any
-
-
-@functools.lru_cache(maxsize=16)
-def _model_series(model_version: str) -> _ModelSeries:
-    # ``labels`` checks and looks up its arguments on every call (~2 µs each); a served
-    # model's series are found once.
-    return _ModelSeries(
-        PREDICTIONS.labels(model_version),
-        INFERENCE_SECONDS.labels(model_version),
-        RECORDS_PER_REQUEST.labels(model_version),
-        PREDICTED_YIELD.labels(model_version),
-    )
-
-
 def record_prediction(
     model_version: str,
     predictions: Sequence[float],
@@ -218,48 +192,19 @@ def record_prediction(
     unparseable: Mapping[str, int],
 ) -> None:
     """Count one prediction request: its records, model time, yields and missing inputs."""
-    series = _model_series(model_version)
-    series.predictions.inc(len(predictions))
-    series.inference_seconds.observe(inference_seconds)
-    series.records.observe(len(predictions))
-    if len(predictions) <= _OBSERVE_ONE_BY_ONE:
-        for value in predictions:
-            if math.isfinite(value):
-                series.predicted_yield.observe(value)
-    else:
-        observe_many(series.predicted_yield, np.asarray(predictions, dtype=np.float64))
+    PREDICTIONS.labels(model_version).inc(len(predictions))
+    INFERENCE_SECONDS.labels(model_version).observe(inference_seconds)
+    RECORDS_PER_REQUEST.labels(model_version).observe(len(predictions))
+    predicted_yield = PREDICTED_YIELD.labels(model_version)
+    for value in predictions:
+        # NaN would land in no bucket yet poison the sum; an infinity would make the sum
+        # infinite for good. Neither is a yield.
+        if math.isfinite(value):
+            predicted_yield.observe(value)
     for reason, counts in (("absent", absent), ("unparseable", unparseable)):
         for feature, count in counts.items():
             if count:
-                _missing_series(model_version, feature, reason).inc(count)
-
-
-@functools.lru_cache(maxsize=1024)
-def _missing_series(model_version: str, feature: str, reason: str) -> Any:
-    return INPUTS_MISSING.labels(model_version, feature, reason)
-
-
-#: Up to this many values a histogram is observed value by value; beyond, in bulk.
-_OBSERVE_ONE_BY_ONE: Final = 4
-
-
-def observe_many(histogram: Histogram, values: np.ndarray[Any, np.dtype[np.float64]]) -> None:
-    """Observe many values at once: one write per bucket instead of one per value.
-
-    Infinities and NaN are left out (``observe`` would put NaN in no bucket and into the sum).
-
-    prometheus_client has no bulk observe, and in multiprocess mode every write goes to a
-    memory-mapped file (~5 µs each); a 10,000-record request would spend 50 ms here. This
-    does what ``observe`` does (non-cumulative bucket counts, ``le`` inclusive, plus the sum);
-    a test compares the two.
-    """
-    finite = values[np.isfinite(values)]
-    bounds = np.asarray(histogram._upper_bounds, dtype=np.float64)
-    counts = np.bincount(np.searchsorted(bounds, finite, side="left"), minlength=len(bounds))
-    for bucket, count in zip(histogram._buckets, counts, strict=True):
-        if count:
-            bucket.inc(int(count))
-    histogram._sum.inc(float(finite.sum()))
+                INPUTS_MISSING.labels(model_version, feature, reason).inc(count)
 
 
 def record_feedback(outcomes: Iterable[FeedbackOutcome]) -> None:

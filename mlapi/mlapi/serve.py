@@ -21,7 +21,6 @@ from pydantic import ValidationError
 from mlapi.logs import logging_config
 from mlapi.prediction_log import PredictionLog, PredictionLogError
 from mlapi.settings import Settings, describe_settings_error, get_settings
-from mlapi.workers import LoadBoard, assign_slot, release_slot
 from yield_model.predict import load_model
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -66,15 +65,11 @@ def check_prediction_log(settings: Settings) -> None:
         raise StartupError(f"{exc} (set MLAPI_PREDICTION_LOG_PATH to a writable location)") from exc
 
 
-def gunicorn_options(settings: Settings, board: LoadBoard) -> dict[str, Any]:
-    """gunicorn's settings for these service settings; ``board`` balances connections."""
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn's settings for these service settings."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
 
-    def pre_fork(server: Any, worker: Any) -> None:
-        assign_slot(board, worker, server.WORKERS.values())
-
     def child_exit(server: Any, worker: Any) -> None:
-        release_slot(board, worker)
         # Imported here, in the master, only after PROMETHEUS_MULTIPROC_DIR is set.
         from prometheus_client import multiprocess
 
@@ -83,13 +78,12 @@ def gunicorn_options(settings: Settings, board: LoadBoard) -> dict[str, Any]:
     return {
         "bind": [f"{host}:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": "mlapi.workers.BalancedUvicornWorker",
+        "worker_class": "uvicorn_worker.UvicornWorker",
         "graceful_timeout": settings.graceful_timeout,
         # A worker's heartbeat stops while its lifespan loads the model; on a busy machine
         # that can take seconds, which must not look like a hung worker.
         "timeout": 60,
         "keepalive": 5,
-        "pre_fork": pre_fork,
         "child_exit": child_exit,
         "logconfig_dict": logging_config(settings),
         "accesslog": None,
@@ -104,12 +98,10 @@ class Server(BaseApplication):  # type: ignore[misc]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Created before the workers are forked, so that they all share it.
-        self.board = LoadBoard(2 * settings.workers)
         super().__init__()
 
     def load_config(self) -> None:
-        for key, value in gunicorn_options(self.settings, self.board).items():
+        for key, value in gunicorn_options(self.settings).items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:

@@ -1,13 +1,12 @@
 """Metrics: exact increments per request, the right names and labels, nothing double counted."""
 
+import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from mlapi_support import Scrape
-from prometheus_client import CollectorRegistry, Histogram
 
 from mlapi import metrics
 from yield_model.columns import FEATURE_COLUMNS
@@ -17,11 +16,10 @@ PREDICT_2XX = {"handler": "/api/v1/predict", "method": "POST", "status": "2xx"}
 PREDICT_4XX = {**PREDICT_2XX, "status": "4xx"}
 
 
-# Yields are observed one by one up to 4 records a request, in bulk beyond.
-@pytest.mark.parametrize("count", [3, 7])
 def test_a_prediction_request_moves_each_model_metric_by_its_exact_amount(
-    client: TestClient, scrape: Callable[[], Scrape], record: dict[str, Any], count: int
+    client: TestClient, scrape: Callable[[], Scrape], record: dict[str, Any]
 ) -> None:
+    count = 7
     # Given records that each lack A2, A7, A8 and B11; the last one has an unreadable A20
     records = [record] * (count - 1) + [{**record, "A20": "6:00-6x"}]
     before = scrape()
@@ -125,33 +123,35 @@ def test_accuracy_series_exist_from_the_start_and_the_threshold_is_the_setting(
     assert current.value("mlapi_mae_alert_threshold_ratio") == 0.02
 
 
-def test_error_buckets_rise_and_cover_the_holdout_error() -> None:
-    # the packaged model's holdout MAE is 0.010: buckets on both sides of it
-    assert list(metrics.ERROR_BUCKETS) == sorted(set(metrics.ERROR_BUCKETS))
-    assert metrics.ERROR_BUCKETS[0] < 0.01 < metrics.ERROR_BUCKETS[-1]
-
-
-def test_yield_buckets_run_every_0_025_from_0_6_to_1_05() -> None:
-    assert metrics.YIELD_BUCKETS[0] == 0.6
-    assert metrics.YIELD_BUCKETS[-1] == 1.05
-    assert np.allclose(np.diff(metrics.YIELD_BUCKETS), 0.025)
-
-
-def test_observe_many_equals_observing_one_by_one() -> None:
-    # Given values on, between, below and above the bucket bounds
+def test_predicted_yields_land_in_their_buckets_and_non_finite_ones_nowhere(
+    scrape: Callable[[], Scrape],
+) -> None:
+    # Given yields on, between, below and above the bucket bounds, and three that are no yield
+    version = {"model_version": "0.0.0-buckets"}  # a series of this test's own
     values = [0.1, 0.6, 0.61, 0.625, 0.9, 0.925, 0.93, 1.05, 1.2, 7.0, 0.875, 0.875]
-    registry = CollectorRegistry()
-    one = Histogram("one", "", buckets=metrics.YIELD_BUCKETS, registry=registry)
-    many = Histogram("many", "", buckets=metrics.YIELD_BUCKETS, registry=registry)
-    # When
-    for value in values:
-        one.observe(value)
-    metrics.observe_many(many, np.asarray(values))
-    # Then
-    for bound in (*metrics.YIELD_BUCKETS, float("inf")):
-        le = {"le": str(bound) if bound != float("inf") else "+Inf"}
-        assert registry.get_sample_value("many_bucket", le) == registry.get_sample_value(
-            "one_bucket", le
+    non_finite = [math.nan, math.inf, -math.inf]
+    try:
+        # When they are recorded as one request's predictions
+        metrics.record_prediction(version["model_version"], values + non_finite, 0.01, {}, {})
+        after = scrape()
+        # Then /metrics counts each finite one in every bucket whose bound it does not exceed
+        for bound in metrics.YIELD_BUCKETS:
+            expected = sum(v <= bound for v in values)
+            assert after.value("mlapi_predicted_yield_ratio_bucket", **version, le=str(bound)) == (
+                expected
+            ), bound
+        assert after.value("mlapi_predicted_yield_ratio_bucket", **version, le="+Inf") == 12
+        assert after.value("mlapi_predicted_yield_ratio_count", **version) == 12
+        assert after.value("mlapi_predicted_yield_ratio_sum", **version) == pytest.approx(
+            sum(values), abs=1e-12
         )
-    assert registry.get_sample_value("many_count") == len(values)
-    assert registry.get_sample_value("many_sum") == pytest.approx(sum(values), abs=1e-12)
+        # and every record, finite or not, as predicted
+        assert after.value("mlapi_predictions_total", **version) == 15
+    finally:
+        for metric in (
+            metrics.PREDICTIONS,
+            metrics.INFERENCE_SECONDS,
+            metrics.RECORDS_PER_REQUEST,
+            metrics.PREDICTED_YIELD,
+        ):
+            metric.remove(version["model_version"])

@@ -1,39 +1,27 @@
-"""Settings: defaults, environment overrides, and refusal of unsafe values."""
+"""Settings: read from MLAPI_* variables; unsafe values refused, naming the variable."""
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from mlapi.settings import Settings, describe_settings_error, get_settings
+from mlapi.settings import Settings, describe_settings_error
 
 
-def test_defaults() -> None:
-    settings = Settings()
-    assert (settings.host, settings.port) == ("0.0.0.0", 8001)
-    assert settings.workers >= 1
-    assert settings.max_records == 10_000
-    assert (settings.log_level, settings.log_format) == ("info", "json")
-    assert settings.log_record_values is False
-    assert settings.model_path is None
+def test_one_worker_per_cpu_this_process_may_use() -> None:
+    # a container's cpuset, not the host's core count
+    assert Settings().workers == len(os.sched_getaffinity(0))
 
 
-def test_monitoring_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_prediction_log_defaults_to_the_users_data_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # The tests point every app at their own log; here, the default as a user would get it
     monkeypatch.delenv("MLAPI_PREDICTION_LOG_PATH")
-    monkeypatch.delenv("MLAPI_MONITOR_INTERVAL_SECONDS")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    settings = Settings()
-    assert settings.prediction_log_path == tmp_path / "mlapi" / "predictions.db"
-    assert settings.prediction_log_sync == "normal"
-    assert (settings.prediction_log_max_rows, settings.prediction_log_max_age_days) == (
-        1_000_000,
-        90,
-    )
-    assert settings.monitor_interval_seconds == 60
-    assert (settings.drift_window, settings.drift_min_records) == (1000, 500)
-    assert (settings.accuracy_window, settings.mae_alert_threshold) == (100, 0.02)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert Settings().prediction_log_path == tmp_path / "xdg" / "mlapi" / "predictions.db"
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert Settings().prediction_log_path == tmp_path / ".local/share/mlapi/predictions.db"
@@ -101,11 +89,40 @@ def test_windows_must_fit_what_the_log_keeps(
     assert reason in line
 
 
-def test_get_settings_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    get_settings.cache_clear()
-    monkeypatch.setenv("MLAPI_PORT", "9001")
-    first = get_settings()
-    monkeypatch.setenv("MLAPI_PORT", "9002")
-    assert get_settings() is first
-    assert first.port == 9001
-    get_settings.cache_clear()
+def test_variables_without_the_prefix_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("WORKERS", "0")  # would be refused if it were read
+    assert Settings().port == Settings.model_fields["port"].default
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MLAPI_PORT", "eighty"), ("MLAPI_PORT", "70000"), ("MLAPI_WORKERS", "1.5"),
+        ("MLAPI_LOG_RECORD_VALUES", "maybe"), ("MLAPI_LOG_LEVEL", "loud"),
+        ("MLAPI_MULTIPROC_DIR", "relative/dir"), ("MLAPI_MAE_ALERT_THRESHOLD", "-1"),
+    ],
+)  # fmt: skip
+def test_a_bad_environment_value_is_refused_naming_the_variable_and_the_value(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    (line,) = describe_settings_error(error.value).splitlines()
+    assert line.startswith(f"{variable}: ")
+    assert line.endswith(f"(got {value!r})")
+
+
+def test_every_bad_value_gets_its_own_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLAPI_PORT", "0")
+    monkeypatch.setenv("MLAPI_LOG_FORMAT", "xml")
+    monkeypatch.setenv("MLAPI_PREDICT_THREADS", "none")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    lines = describe_settings_error(error.value).splitlines()
+    assert sorted(line.split(":", 1)[0] for line in lines) == [
+        "MLAPI_LOG_FORMAT",
+        "MLAPI_PORT",
+        "MLAPI_PREDICT_THREADS",
+    ]
