@@ -6,18 +6,17 @@ start and duration), ``StepDurations`` adds the time each process step took, and
 contract: ``__init__`` only stores its arguments, learned state ends in ``_``.
 """
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from yield_model.parsing import (
-    FLOAT32_MAX,
     NumberParse,
     TimePointParse,
     TimeRangeParse,
@@ -28,7 +27,22 @@ from yield_model.parsing import (
 )
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 Parse = NumberParse | TimePointParse | TimeRangeParse
+_PARSERS: Final[dict[str, Callable[[object], Parse]]] = {
+    "number": parse_number,
+    "point": parse_time_point,
+    "range": parse_time_range,
+}
+
+
+def _numbers(kind: str, parses: list[Parse]) -> list[list[float | None]]:
+    """The output values of parses of one kind: a number or an hour; a start and a duration."""
+    if kind == "number":
+        return [[p.value for p in parses]]  # type: ignore[union-attr]
+    if kind == "point":
+        return [[p.hours for p in parses]]  # type: ignore[union-attr]
+    return [[p.start for p in parses], [p.duration for p in parses]]  # type: ignore[union-attr]
 
 
 @dataclass
@@ -59,47 +73,26 @@ def parsed_column_names(columns: Sequence[str], time_ranges: Sequence[str]) -> l
     return out
 
 
-_PLAIN_NUMBERS: Final = frozenset({float, int, type(None)})
+_STATUS_CODES: Final = {"ok": 0, "repaired": 1, "missing": 2, "invalid": 3}
+_BOOLEANS: Final = frozenset({bool, np.bool_})
 
 
-def _parse_each(cells: Sequence[Any], parse: Callable[[object], Parse]) -> list[Parse]:
-    """Each cell's parse; a text that recurs in the column is parsed once."""
-    texts: dict[str, Parse] = {}
-    parses = []
-    for cell in cells:
-        if type(cell) is str:
-            found = texts.get(cell)
-            if found is None:
-                found = texts[cell] = parse(cell)
-        else:
-            found = parse(cell)
-        parses.append(found)
-    return parses
+def _read(cells: list[Any], parse: Callable[[object], Parse]) -> tuple[list[Parse], IntArray]:
+    """The parses of the distinct cells, and each cell's position among them.
 
-
-def _number_column(cells: list[Any]) -> tuple[FloatArray, list[Parse | None]]:
-    """A number column's values (NaN where missing) and the parse of each cell that is not a
-    plain number (None for those: a number in range is itself, NaN and None are missing)."""
-    if set(map(type, cells)) <= _PLAIN_NUMBERS:
-        # Numbers as JSON and validated records give them are what they say: one conversion.
-        # Infinities and magnitudes beyond float32 go to the parser, which says why.
+    A batch holds few distinct values per column, so each is parsed once. Booleans would be
+    taken for the numbers they equal (True == 1), so a batch with one is parsed cell by cell.
+    """
+    if not _BOOLEANS.intersection(map(type, cells)):
+        column = np.empty(len(cells), dtype=object)
+        column[:] = cells
         try:
-            values = np.array(cells, dtype=np.float64)
-        except OverflowError:  # an integer beyond any float
+            at, distinct = pd.factorize(column, use_na_sentinel=False)
+        except TypeError:  # an unhashable cell
             pass
         else:
-            unusual = np.flatnonzero(np.abs(values) > FLOAT32_MAX).tolist()  # NaN: missing
-            found: list[Parse | None] = [None] * len(cells)
-            for row in unusual:
-                found[row] = parsed = parse_number(cells[row])
-                values[row] = math.nan if parsed.value is None else parsed.value
-            return values, found
-    parses = _parse_each(cells, parse_number)
-    values = np.array([p.value for p in parses], dtype=np.float64)  # type: ignore[union-attr]
-    return values, list(parses)
-
-
-_STATUS: Final = {"repaired": "repaired", "missing": "absent", "invalid": "unparseable"}
+            return [parse(cell) for cell in distinct], np.asarray(at, dtype=np.intp)
+    return [parse(cell) for cell in cells], np.arange(len(cells))
 
 
 class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -144,50 +137,47 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self.transform_with_report(X)[0]
 
     def transform_with_report(self, X: Any) -> tuple[FloatArray, ParseReport]:
-        """Parse every cell and report per-row warnings and per-column counts."""
+        """Parse every cell and report per-row warnings and per-column counts.
+
+        The cells of all number columns are read together, then those of all time points and
+        of all ranges, each distinct value once.
+        """
         check_is_fitted(self, "kinds_")
         X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=False)
-        X = np.asarray(X, dtype=object)
         n_rows = X.shape[0]
-        names = _column_names(self, X.shape[1])
-        report = ParseReport(warnings=[[] for _ in range(n_rows)])
-        counts: dict[str, dict[str, int]] = {"repaired": {}, "absent": {}, "unparseable": {}}
-        outputs: list[FloatArray] = []
-        for name, kind, column in zip(names, self.kinds_, X.T, strict=True):
-            cells = column.tolist()
-            parses: Sequence[Parse | None]
-            if kind == "number":
-                values, parses = _number_column(cells)
-                outputs.append(values)
-                missing = int(np.isnan(values).sum())
-            elif kind == "point":
-                parses = _parse_each(cells, parse_time_point)
-                outputs.append(np.array([p.hours for p in parses], dtype=np.float64))  # type: ignore[union-attr]
-                missing = 0
-            else:
-                parses = _parse_each(cells, parse_time_range)
-                outputs.append(np.array([p.start for p in parses], dtype=np.float64))  # type: ignore[union-attr]
-                outputs.append(np.array([p.duration for p in parses], dtype=np.float64))  # type: ignore[union-attr]
-                missing = 0
-            tally = {"repaired": 0, "absent": 0, "unparseable": 0}
-            for row, found in enumerate(parses):
-                if found is None or found.status == "ok":
-                    continue
-                tally[_STATUS[found.status]] += 1
-                text = describe(name, cells[row], found.status, found.note)
-                if text:
-                    report.warnings[row].append(text)
-            if kind == "number":  # plain NaN cells have no parse: count them from the values
-                tally["absent"] = missing - tally["unparseable"]
-            for key, count in tally.items():
-                counts[key][name] = count
-        report.repaired, report.absent, report.unparseable = (
-            counts["repaired"],
-            counts["absent"],
-            counts["unparseable"],
+        columns: list[list[Any]] = np.asarray(X, dtype=object).T.tolist()
+        names = _column_names(self, len(columns))
+        outputs: list[list[FloatArray]] = [[] for _ in columns]  # one or two per input column
+        counts: list[list[int]] = [[] for _ in columns]  # per status code
+        flagged: list[tuple[int, int, str]] = []  # (row, column, warning)
+        for kind, parse in _PARSERS.items():
+            which = [i for i, k in enumerate(self.kinds_) if k == kind]
+            if not which:
+                continue
+            parses, at = _read([cell for i in which for cell in columns[i]], parse)
+            codes = np.array([_STATUS_CODES[p.status] for p in parses], dtype=np.int8)[at]
+            blocks = [np.array(values, dtype=np.float64)[at] for values in _numbers(kind, parses)]
+            for k, i in enumerate(which):
+                rows = slice(k * n_rows, (k + 1) * n_rows)
+                outputs[i] = [block[rows] for block in blocks]
+                counts[i] = np.bincount(codes[rows], minlength=4).tolist()
+                for row in np.flatnonzero(codes[rows] % 2).tolist():  # repaired or invalid
+                    found = parses[at[k * n_rows + row]]
+                    text = describe(names[i], columns[i][row], found.status, found.note)
+                    if text:
+                        flagged.append((row, i, text))
+        report = ParseReport(
+            warnings=[[] for _ in range(n_rows)],
+            repaired={name: c[1] for name, c in zip(names, counts, strict=True)},
+            absent={name: c[2] for name, c in zip(names, counts, strict=True)},
+            unparseable={name: c[3] for name, c in zip(names, counts, strict=True)},
         )
-        out = np.column_stack(outputs) if outputs else np.empty((n_rows, 0))
-        return np.asarray(out, dtype=np.float64).reshape(n_rows, -1), report
+        for row, _, text in sorted(flagged):  # a row's warnings in column order
+            report.warnings[row].append(text)
+        out = np.empty((n_rows, sum(map(len, outputs))), dtype=np.float64)
+        for j, values in enumerate(v for column in outputs for v in column):
+            out[:, j] = values
+        return out, report
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """Names of the output columns: inputs, with each range split in two."""

@@ -45,7 +45,7 @@ def records_to_frame(records: Sequence[Record]) -> pd.DataFrame:
     """The raw feature frame the pipeline expects, columns in the published order."""
     cells = np.empty((len(records), len(FEATURE_COLUMNS)), dtype=object)
     cells[:] = list(map(_FEATURES, records))
-    return pd.DataFrame(cells, columns=list(FEATURE_COLUMNS))
+    return pd.DataFrame(cells, columns=list(FEATURE_COLUMNS), dtype=object)
 
 
 def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
