@@ -1,7 +1,8 @@
 """Serve the same trained pipeline four ways and load each with wrk, in one run (issue 7).
 
 The four servers, each in its own virtualenv under ``--build-dir``, one at a time, with the
-same number of worker processes:
+same number of worker processes (``--workers``, one by default: a server is compared process for
+process):
 
 - ``mlapi``: this project's service, started as its README says (``mlapi-serve``);
 - ``bare``: a bare Starlette app under uvicorn calling ``pipeline.predict`` (``bare_pipeline.py``);
@@ -580,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8, help="seconds per 1-record load")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build" / "peers")
     parser.add_argument("--readme", type=Path, default=README)
     parser.add_argument("--only", nargs="*", choices=KINDS, help="measure only these (debug)")
