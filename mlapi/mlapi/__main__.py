@@ -1,4 +1,4 @@
-"""``python -m app``: the same as the ``mlapi-serve`` command."""
+"""``python -m mlapi``: the same as the ``mlapi-serve`` command."""
 
 import sys
 

@@ -1,6 +1,7 @@
 """The feature transformers: estimator contract, every quirk, step durations, constants."""
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,28 @@ def test_drop_near_constant_learns_which_columns_to_keep() -> None:
     assert dropper.transform(frame).shape == (n, 2)
     with pytest.raises(ValueError, match="max_share"):
         DropNearConstant(max_share=0).fit(frame)
+
+
+def test_a_parser_given_its_columns_reads_frames_by_name_and_arrays_in_order(
+    raw_train: pd.DataFrame,
+) -> None:
+    # Given a parser told its columns, fitted on a frame
+    parser = ProcessLogParser(TIME_POINT_COLUMNS, TIME_RANGE_COLUMNS, columns=FEATURE_COLUMNS)
+    parser.fit(raw_train)
+    rows = raw_train.iloc[:30]
+    expected, report = parser.transform_with_report(rows)
+    # When the same rows come with their columns shuffled and one more, or as plain cells
+    shuffled = rows[list(reversed(FEATURE_COLUMNS))].assign(收率=0.9)
+    cells = rows.to_numpy(dtype=object)
+    # Then they parse alike, without scikit-learn's feature-name warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for same in (shuffled, cells):
+            parsed, same_report = parser.transform_with_report(same)
+            assert np.array_equal(parsed, expected, equal_nan=True)
+            assert same_report == report
+    assert not hasattr(parser, "feature_names_in_")
+    with pytest.raises(ValueError, match="columns missing from the input: A5, B14"):
+        parser.transform(rows.drop(columns=["A5", "B14"]))
+    with pytest.raises(ValueError, match="X has 41 features, but ProcessLogParser is expecting 42"):
+        parser.transform(cells[:, 1:])

@@ -101,15 +101,37 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     Columns named in neither ``time_points`` nor ``time_ranges`` are read as numbers. What
     cannot be parsed becomes NaN, never an exception; ``transform_with_report`` also says
     which values were repaired or treated as missing.
+
+    ``columns``, if given, names the input columns: a DataFrame is then read by those names,
+    in that order (other columns are ignored), and an array is taken to hold them in that
+    order. Without it the columns are the fitted frame's, by position.
     """
 
     def __init__(
         self,
         time_points: Sequence[str] = (),
         time_ranges: Sequence[str] = (),
+        columns: Sequence[str] | None = None,
     ) -> None:
         self.time_points = time_points
         self.time_ranges = time_ranges
+        self.columns = columns
+
+    def _cells(self, X: Any) -> Any:
+        """A frame's named columns as an array of cells, when ``columns`` names them."""
+        if self.columns is None or not hasattr(X, "columns"):
+            return X
+        missing = [c for c in self.columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"columns missing from the input: {', '.join(map(str, missing))}")
+        return X[list(self.columns)].to_numpy(dtype=object)
+
+    def _names(self, n_features: int) -> list[str]:
+        if self.columns is not None:
+            if len(self.columns) != n_features:
+                raise ValueError(f"{len(self.columns)} columns named, the input has {n_features}")
+            return [str(c) for c in self.columns]
+        return _column_names(self, n_features)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -118,8 +140,8 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return tags
 
     def fit(self, X: Any, y: Any = None) -> "ProcessLogParser":
-        X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=True)
-        names = _column_names(self, X.shape[1])
+        X = validate_data(self, self._cells(X), dtype=None, ensure_all_finite=False, reset=True)
+        names = self._names(X.shape[1])
         unknown = [c for c in (*self.time_points, *self.time_ranges) if c not in names]
         if unknown:
             raise ValueError(f"time columns not in the input: {', '.join(unknown)}")
@@ -143,10 +165,10 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         of all ranges, each distinct value once.
         """
         check_is_fitted(self, "kinds_")
-        X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=False)
+        X = validate_data(self, self._cells(X), dtype=None, ensure_all_finite=False, reset=False)
         n_rows = X.shape[0]
         columns: list[list[Any]] = np.asarray(X, dtype=object).T.tolist()
-        names = _column_names(self, len(columns))
+        names = self._names(len(columns))
         outputs: list[list[FloatArray]] = [[] for _ in columns]  # one or two per input column
         counts: list[list[int]] = [[] for _ in columns]  # per status code
         flagged: list[tuple[int, int, str]] = []  # (row, column, warning)

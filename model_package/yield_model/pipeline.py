@@ -62,17 +62,22 @@ def make_regressor(name: RegressorName, seed: int) -> Any:
 
 
 def build_pipeline(config: TrainingConfig | None = None) -> Pipeline:
-    """An unfitted pipeline that takes a frame of the raw feature columns, in order.
+    """An unfitted pipeline that takes the raw feature columns: a frame (read by column name)
+    or an array of cells in the published order.
 
-    Only the parser sees the frame; the steps after it pass plain arrays, so StepDurations is
-    told the names of the parser's columns.
+    The parser turns either into a plain array, and the steps after it pass plain arrays, so
+    StepDurations is told the names of the parser's columns.
     """
     config = config or TrainingConfig()
     return Pipeline(
         [
             (
                 "parse",
-                ProcessLogParser(time_points=TIME_POINT_COLUMNS, time_ranges=TIME_RANGE_COLUMNS),
+                ProcessLogParser(
+                    time_points=TIME_POINT_COLUMNS,
+                    time_ranges=TIME_RANGE_COLUMNS,
+                    columns=FEATURE_COLUMNS,
+                ),
             ),
             (
                 "durations",

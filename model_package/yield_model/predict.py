@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sklearn
 
@@ -41,11 +42,16 @@ class PredictionResult:
 _FEATURES = operator.attrgetter(*FEATURE_COLUMNS)
 
 
-def records_to_frame(records: Sequence[Record]) -> pd.DataFrame:
-    """The raw feature frame the pipeline expects, columns in the published order."""
+def records_to_cells(records: Sequence[Record]) -> npt.NDArray[np.object_]:
+    """The records' raw feature cells, a row a record, columns in the published order."""
     cells = np.empty((len(records), len(FEATURE_COLUMNS)), dtype=object)
     cells[:] = list(map(_FEATURES, records))
-    return pd.DataFrame(cells, columns=list(FEATURE_COLUMNS), dtype=object)
+    return cells
+
+
+def records_to_frame(records: Sequence[Record]) -> pd.DataFrame:
+    """The raw feature frame of the records, columns in the published order."""
+    return pd.DataFrame(records_to_cells(records), columns=list(FEATURE_COLUMNS), dtype=object)
 
 
 def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -90,7 +96,7 @@ class TrainedModel:
         # The records are validated and the parser never raises: scikit-learn's checks of
         # finiteness and of its own parameters have nothing left to find.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            parsed, report = self._parser.transform_with_report(records_to_frame(records))
+            parsed, report = self._parser.transform_with_report(records_to_cells(records))
             predictions = np.asarray(self._rest.predict(parsed), dtype=np.float64)
         return PredictionResult(
             model_version=self.version,
