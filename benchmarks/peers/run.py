@@ -1,4 +1,4 @@
-"""Serve the same trained pipeline four ways and load each with wrk, in one run (issue 7).
+"""Serve the same trained pipeline four ways and load each with wrk, in one run (issues 7, 12).
 
 The four servers, each in its own virtualenv under ``--build-dir``, one at a time, with the
 same number of worker processes (``--workers``, one by default: a server is compared process for
@@ -81,9 +81,9 @@ VERSIONS = {
     "bentoml": ["bentoml", "starlette", "uvicorn"],
 }
 TARGETS = (
-    "single-record p50 <= 0.25x the better peer's and < 1 ms",
+    "single-record p50 <= 0.25x the better peer's",
     "single-record throughput at concurrency 8 >= 3x the better peer's",
-    "1,000-record rows/s >= 2x MLServer's",
+    "1,000-record rows/s >= 1.5x MLServer's",
 )
 
 
@@ -458,9 +458,9 @@ def _report(args: argparse.Namespace, results: Results, started: datetime, loads
     rps_ratio = med("mlapi", "single_c8_rps") / med(better_rps, "single_c8_rps")
     rows_ratio = med("mlapi", "batch_c2_rps") / med("mlserver", "batch_c2_rps")
     met = (
-        p50_ratio <= 0.25 and med("mlapi", "single_c1_p50_ms") < 1.0,
+        p50_ratio <= 0.25,
         rps_ratio >= 3.0,
-        rows_ratio >= 2.0,
+        rows_ratio >= 1.5,
     )
     names = {
         "mlapi": "this service (`mlapi-serve`)",

@@ -6,8 +6,8 @@ or container loses nothing it answered; ``sync="full"`` adds an fsync per commit
 crash of the machine does not either. Writing in the background would answer a little sooner,
 but a crash would then lose answered predictions.
 
-A request is written as one row, its validated records and results as JSON arrays (each
-serialised in one call rather than record by record), plus one small row per prediction
+A request is written as one row, its validated feature values and results as JSON arrays
+(each serialised in one call rather than record by record), plus one small row per prediction
 that finds it by id. Prediction ids are time-ordered (UUID version 7), and
 a request's ids are sorted, so those rows are appended at the end of their index, in order,
 instead of being scattered over it.
@@ -32,9 +32,9 @@ from uuid import UUID
 import numpy as np
 import orjson
 
+from yield_model.columns import FEATURE_COLUMNS
 from yield_model.features import FloatArray
 from yield_model.predict import PredictionResult
-from yield_model.schemas import records_json
 
 FeedbackStatus = Literal["recorded", "unknown", "duplicate"]
 
@@ -51,8 +51,9 @@ _YIELDS: Final = np.dtype("<f8")
 
 _SCHEMA: Final = (
     # ids: the prediction ids, 16 bytes each; predictions: little-endian float64 yields;
-    # sample_ids, warnings: JSON arrays; inputs: the validated records as a JSON array (or,
-    # written by an earlier version, the request body {"inputs": [...]}). All in input order.
+    # sample_ids, warnings: JSON arrays; inputs: the validated feature values as
+    # {"columns": [...], "rows": [[...], ...]} (an earlier version stored the request body
+    # {"inputs": [...]}). All in input order.
     # predictions: where each prediction id's request row is, and its position there.
     """CREATE TABLE IF NOT EXISTS requests (
         seq INTEGER PRIMARY KEY,
@@ -100,10 +101,20 @@ _INDEX_PREDICTION: Final = (
 )
 
 
-def _stored_records(stored: str) -> list[Any]:
-    """The records of a logged request: their JSON array, or an earlier version's body."""
+def _stored_records(stored: str) -> list[dict[str, Any]]:
+    """The records of a logged request, blanks left out.
+
+    Stored as ``{"columns": [...], "rows": [[...], ...]}``; an earlier version stored the
+    request body ``{"inputs": [...]}`` or the records' JSON array.
+    """
     value = orjson.loads(stored)
-    records: list[Any] = value["inputs"] if isinstance(value, dict) else value
+    if isinstance(value, dict) and "columns" in value:
+        columns = value["columns"]
+        return [
+            {c: v for c, v in zip(columns, row, strict=True) if v is not None}
+            for row in value["rows"]
+        ]
+    records: list[dict[str, Any]] = value["inputs"] if isinstance(value, dict) else value
     return records
 
 
@@ -229,7 +240,7 @@ class PredictionLog:
     def record(self, ids: Sequence[UUID], result: PredictionResult, created_at: float) -> None:
         """Write one request's predictions in one transaction; returns once it is committed."""
         count = len(ids)
-        if not len(result.records) == len(result.predictions) == count > 0:
+        if not len(result.cells) == len(result.predictions) == count > 0:
             raise ValueError("ids, records and predictions must have one entry each")
         keys = b"".join([prediction_id.bytes for prediction_id in ids])
         request = (
@@ -240,7 +251,7 @@ class PredictionLog:
             np.asarray(result.predictions, dtype=_YIELDS).tobytes(),
             orjson.dumps(result.sample_ids),
             orjson.dumps(result.warnings),
-            records_json(result.records),
+            orjson.dumps({"columns": FEATURE_COLUMNS, "rows": result.cells.tolist()}),
         )
         with self._lock, _errors("record the predictions"), self._transaction() as db:
             # JSON goes in as bytes and is stored as TEXT: no decoding in Python.

@@ -113,7 +113,7 @@ class LoggedPrediction(BaseModel):
     model_version: str
     sample_id: str | None
     inputs: dict[str, Any] = Field(
-        description="The record as validated: the fields it was sent with, by field name."
+        description="The record's feature values as validated, blanks left out."
     )
     predicted_yield: float
     warnings: list[str]

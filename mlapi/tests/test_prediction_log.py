@@ -15,7 +15,7 @@ import pytest
 
 from mlapi import prediction_log
 from mlapi.prediction_log import PredictionLog, PredictionLogError, new_prediction_ids
-from yield_model.predict import PredictionResult
+from yield_model.predict import PredictionResult, records_to_cells
 from yield_model.schemas import EXAMPLE_RECORD, validate_records
 
 DAY = 86_400.0
@@ -49,7 +49,9 @@ def result(
     """What the model package returns for these records, with these yields and warnings."""
     records = validate_records(inputs) if inputs else []
     ids = [None if r.sample_id is None else str(r.sample_id) for r in records]
-    return PredictionResult(version, records, ids, yields, warnings, {}, {})
+    return PredictionResult(
+        version, records, records_to_cells(records), ids, yields, warnings, {}, {}
+    )
 
 
 def test_a_logged_prediction_comes_back_as_it_was_sent(log: PredictionLog) -> None:
@@ -61,7 +63,8 @@ def test_a_logged_prediction_comes_back_as_it_was_sent(log: PredictionLog) -> No
     assert second is not None
     assert (second.prediction_id, second.created_at, second.model_version) == (ids[1], T0, "0.1.0")
     assert second.sample_id == "s1"
-    assert second.inputs == {**EXAMPLE_RECORD, "sample_id": "s1", "A6": 31}
+    sent = {**EXAMPLE_RECORD, "A6": 31}
+    assert second.inputs == {k: v for k, v in sent.items() if v is not None and k != "sample_id"}
     assert (second.predicted_yield, second.warnings, second.feedback) == (0.92, ["warning 1"], None)
     assert log.get(uuid.uuid4()) is None
 
@@ -185,7 +188,7 @@ def test_recent_predictions_are_the_latest_of_a_model_oldest_first(log: Predicti
     window = log.recent_predictions("0.1.0", 6)
     # Then: the last 2 of the first request, then all 4 of the last, in input order
     assert window.predictions.tolist() == [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
-    assert [r["sample_id"] for r in window.inputs] == ["s1", "s2", "s0", "s1", "s2", "s3"]
+    assert [r["A6"] for r in window.inputs] == [31, 32, 30, 31, 32, 33]
     assert log.recent_predictions("0.2.0", 100).predictions.tolist() == [0.8, 0.9]
     empty = log.recent_predictions("9.9.9", 10)
     assert (empty.inputs, empty.predictions.tolist()) == ([], [])
@@ -292,9 +295,9 @@ def test_the_file_is_in_wal_mode_with_json_readable_by_sqlite(log: PredictionLog
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         # what an operator reading the file with sqlite3 gets
         assert db.execute(
-            "SELECT typeof(inputs), json_extract(inputs, '$[1].A6'), json_array_length(sample_ids)"
-            " FROM requests"
-        ).fetchone() == ("text", 31, 2)
+            "SELECT typeof(inputs), json_extract(inputs, '$.columns[5]'),"
+            " json_extract(inputs, '$.rows[1][5]'), json_array_length(sample_ids) FROM requests"
+        ).fetchone() == ("text", "A6", 31, 2)
         assert db.execute("SELECT count(*), min(length(id)) FROM predictions").fetchone() == (2, 16)
 
 
@@ -344,7 +347,7 @@ def test_requests_an_earlier_version_stored_as_their_body_come_back(log: Predict
     assert entry.inputs == inputs[2]
     second = log.get(new_ids[1])
     assert second is not None
-    assert second.inputs["sample_id"] == "s1"
+    assert second.inputs["A6"] == 31
     window = log.recent_predictions("0.1.0", 4)
-    assert [r["sample_id"] for r in window.inputs] == ["b1", "b2", "s0", "s1"]
+    assert [r["A6"] for r in window.inputs] == [41, 42, 30, 31]
     assert window.predictions.tolist() == [0.92, 0.93, 0.94, 0.95]

@@ -25,13 +25,15 @@ from yield_model.schemas import Record, validate_records, validate_request
 class PredictionResult:
     """Predictions of one call, in the order of the records, with what parsing had to say.
 
-    ``records`` are the records as validated and ``sample_ids`` their ids as text;
+    ``records`` are the records as validated, ``cells`` their feature values (a row a
+    record, columns in the published order) and ``sample_ids`` their ids as text;
     ``absent`` and ``unparseable`` count, per input column, the values that were missing
     and those that could not be read (treated as missing too).
     """
 
     model_version: str
     records: list[Record]
+    cells: npt.NDArray[np.object_]
     sample_ids: list[str | None]
     predictions: list[float]
     warnings: list[list[str]]
@@ -45,7 +47,8 @@ _FEATURES = operator.attrgetter(*FEATURE_COLUMNS)
 def records_to_cells(records: Sequence[Record]) -> npt.NDArray[np.object_]:
     """The records' raw feature cells, a row a record, columns in the published order."""
     cells = np.empty((len(records), len(FEATURE_COLUMNS)), dtype=object)
-    cells[:] = list(map(_FEATURES, records))
+    if records:
+        cells[:] = list(map(_FEATURES, records))
     return cells
 
 
@@ -96,11 +99,13 @@ class TrainedModel:
         # The records are validated and the parser never raises: scikit-learn's checks of
         # finiteness and of its own parameters have nothing left to find.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            parsed, report = self._parser.transform_with_report(records_to_cells(records))
+            cells = records_to_cells(records)
+            parsed, report = self._parser.transform_with_report(cells)
             predictions = np.asarray(self._rest.predict(parsed), dtype=np.float64)
         return PredictionResult(
             model_version=self.version,
             records=records,
+            cells=cells,
             sample_ids=[None if r.sample_id is None else str(r.sample_id) for r in records],
             predictions=predictions.tolist(),
             warnings=report.warnings,

@@ -220,8 +220,3 @@ def validate_records(records: Sequence[Record | Mapping[str, Any]]) -> list[Reco
         return _RECORDS.validate_python(records)  # Record instances pass as they are
     except ValidationError as exc:
         raise InvalidInputError(_problems(exc.errors(include_url=False), ())) from None
-
-
-def records_json(records: Sequence[Record]) -> bytes:
-    """The records as a JSON array, each with the fields it was given (by field name)."""
-    return _RECORDS.dump_json(list(records), exclude_unset=True)
