@@ -1,11 +1,13 @@
 """Every endpoint, given a loaded model (and one without)."""
 
+import importlib.metadata
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from mlapi import __version__
@@ -236,3 +238,14 @@ def test_health_answers_while_predictions_are_being_computed(
         answers = [future.result(timeout=60) for future in waiting]
     assert (health.status_code, card.status_code) == (200, 200)
     assert [a.status_code for a in answers] == [200, 200]
+
+
+def test_the_installed_service_is_one_package_named_mlapi() -> None:
+    # A generic top-level name (app, utils) would collide with any other wheel that has one.
+    files = importlib.metadata.files("mlapi") or []
+    modules = {f.parts[0] for f in files if f.suffix == ".py"}
+    if all(m.startswith("__editable__") for m in modules):
+        pytest.skip("an editable install lists no package files (tox installs the package)")
+    assert modules == {"mlapi"}, modules
+    commands = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
+    assert commands["mlapi-serve"] == "mlapi.serve:main"
