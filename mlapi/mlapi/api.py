@@ -71,20 +71,20 @@ async def predict(
     # Validation, the model and the durable log write all block: a thread does them, a few
     # requests at a time, so that one big batch holds up no other request.
     limiter: anyio.CapacityLimiter = request.state.predict_limiter
-    result, answer = await anyio.to_thread.run_sync(
+    result, answer, values = await anyio.to_thread.run_sync(
         _predict, body, model, log, settings, limiter=limiter
     )
     request.state.record_count = len(result.predictions)
-    if settings.log_record_values:
-        request.state.record_values = [
-            record.model_dump(mode="json", exclude_unset=True) for record in result.records
-        ]
+    if values is not None:
+        request.state.record_values = values
     return Response(answer, media_type="application/json")
 
 
 def _predict(
     body: bytes, model: TrainedModel, log: PredictionLog, settings: Settings
-) -> tuple[PredictionResult, bytes]:
+) -> tuple[PredictionResult, bytes, list[dict[str, Any]] | None]:
+    """The work of a prediction request: the result, the answer's JSON and, when the
+    settings ask for them in the request log, the records' values."""
     started = time.perf_counter()
     result = model.predict_json(body, settings.max_records)
     model_seconds = time.perf_counter() - started
@@ -96,7 +96,10 @@ def _predict(
     metrics.record_prediction(
         result.model_version, result.predictions, model_seconds, result.absent, result.unparseable
     )
-    return result, prediction_results(result, ids)
+    values = None
+    if settings.log_record_values:
+        values = [r.model_dump(mode="json", exclude_unset=True) for r in result.records]
+    return result, prediction_results(result, ids), values
 
 
 def prediction_results(result: PredictionResult, ids: Sequence[UUID]) -> bytes:
