@@ -75,15 +75,17 @@ def parsed_column_names(columns: Sequence[str], time_ranges: Sequence[str]) -> l
 
 _STATUS_CODES: Final = {"ok": 0, "repaired": 1, "missing": 2, "invalid": 3}
 _BOOLEANS: Final = frozenset({bool, np.bool_})
+_FEW_CELLS: Final = 256
 
 
 def _read(cells: list[Any], parse: Callable[[object], Parse]) -> tuple[list[Parse], IntArray]:
     """The parses of the distinct cells, and each cell's position among them.
 
     A batch holds few distinct values per column, so each is parsed once. Booleans would be
-    taken for the numbers they equal (True == 1), so a batch with one is parsed cell by cell.
+    taken for the numbers they equal (True == 1), so a batch with one is parsed cell by cell,
+    as are a few records' cells, where finding the distinct values costs more than it saves.
     """
-    if not _BOOLEANS.intersection(map(type, cells)):
+    if len(cells) >= _FEW_CELLS and not _BOOLEANS.intersection(map(type, cells)):
         column = np.empty(len(cells), dtype=object)
         column[:] = cells
         try:
@@ -159,46 +161,54 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self.transform_with_report(X)[0]
 
     def transform_with_report(self, X: Any) -> tuple[FloatArray, ParseReport]:
-        """Parse every cell and report per-row warnings and per-column counts.
+        """Parse every cell and report per-row warnings and per-column counts."""
+        check_is_fitted(self, "kinds_")
+        X = validate_data(self, self._cells(X), dtype=None, ensure_all_finite=False, reset=False)
+        return self.parse(np.asarray(X, dtype=object))
+
+    def parse(self, cells: npt.NDArray[np.object_]) -> tuple[FloatArray, ParseReport]:
+        """``transform_with_report`` for a 2-D object array already in the fitted columns'
+        order, which it does not check again (``TrainedModel`` builds that array itself).
 
         The cells of all number columns are read together, then those of all time points and
         of all ranges, each distinct value once.
         """
         check_is_fitted(self, "kinds_")
-        X = validate_data(self, self._cells(X), dtype=None, ensure_all_finite=False, reset=False)
-        n_rows = X.shape[0]
-        columns: list[list[Any]] = np.asarray(X, dtype=object).T.tolist()
-        names = self._names(len(columns))
-        outputs: list[list[FloatArray]] = [[] for _ in columns]  # one or two per input column
-        counts: list[list[int]] = [[] for _ in columns]  # per status code
+        n_rows, n_columns = cells.shape
+        names = self._names(n_columns)
+        widths = [2 if kind == "range" else 1 for kind in self.kinds_]
+        first_output = np.cumsum([0, *widths[:-1]])
+        out = np.empty((n_rows, sum(widths)), dtype=np.float64)
+        counts = np.zeros((n_columns, 4), dtype=np.intp)  # per status code
         flagged: list[tuple[int, int, str]] = []  # (row, column, warning)
         for kind, parse in _PARSERS.items():
             which = [i for i, k in enumerate(self.kinds_) if k == kind]
             if not which:
                 continue
-            parses, at = _read([cell for i in which for cell in columns[i]], parse)
-            codes = np.array([_STATUS_CODES[p.status] for p in parses], dtype=np.int8)[at]
-            blocks = [np.array(values, dtype=np.float64)[at] for values in _numbers(kind, parses)]
-            for k, i in enumerate(which):
-                rows = slice(k * n_rows, (k + 1) * n_rows)
-                outputs[i] = [block[rows] for block in blocks]
-                counts[i] = np.bincount(codes[rows], minlength=4).tolist()
-                for row in np.flatnonzero(codes[rows] % 2).tolist():  # repaired or invalid
-                    found = parses[at[k * n_rows + row]]
-                    text = describe(names[i], columns[i][row], found.status, found.note)
-                    if text:
-                        flagged.append((row, i, text))
+            block = cells[:, which].T  # a row per input column
+            parses, at = _read(block.ravel().tolist(), parse)
+            codes = np.array([_STATUS_CODES[p.status] for p in parses], dtype=np.intp)[at]
+            places = first_output[which]
+            for offset, values in enumerate(_numbers(kind, parses)):
+                taken = np.array(values, dtype=np.float64)[at].reshape(len(which), n_rows)
+                out[:, places + offset] = taken.T
+            by_column = codes.reshape(len(which), n_rows) + 4 * np.arange(len(which))[:, None]
+            counts[which] = np.bincount(by_column.ravel(), minlength=4 * len(which)).reshape(-1, 4)
+            for position in np.flatnonzero(codes % 2).tolist():  # repaired or invalid
+                k, row = divmod(position, n_rows)
+                found = parses[at[position]]
+                text = describe(names[which[k]], block[k, row], found.status, found.note)
+                if text:
+                    flagged.append((row, which[k], text))
+        per_column = counts.T.tolist()
         report = ParseReport(
             warnings=[[] for _ in range(n_rows)],
-            repaired={name: c[1] for name, c in zip(names, counts, strict=True)},
-            absent={name: c[2] for name, c in zip(names, counts, strict=True)},
-            unparseable={name: c[3] for name, c in zip(names, counts, strict=True)},
+            repaired=dict(zip(names, per_column[1], strict=True)),
+            absent=dict(zip(names, per_column[2], strict=True)),
+            unparseable=dict(zip(names, per_column[3], strict=True)),
         )
         for row, _, text in sorted(flagged):  # a row's warnings in column order
             report.warnings[row].append(text)
-        out = np.empty((n_rows, sum(map(len, outputs))), dtype=np.float64)
-        for j, values in enumerate(v for column in outputs for v in column):
-            out[:, j] = values
         return out, report
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
@@ -261,9 +271,11 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         total summed in process order.
         """
         check_is_fitted(self, "plan_")
-        X = np.asarray(
-            validate_data(self, X, ensure_all_finite="allow-nan", reset=False), dtype=np.float64
-        )
+        X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False)
+        return self.add_durations(np.asarray(X, dtype=np.float64))
+
+    def add_durations(self, X: FloatArray) -> FloatArray:
+        """``transform`` for a float array of the fitted width, which it does not check."""
         n_rows = X.shape[0]
         starts = [start for _, start, _ in self.plan_]
         # A point's duration, 0, comes from a column of zeros appended to X.
