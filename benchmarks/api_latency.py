@@ -21,7 +21,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
+import portpicker
 from prometheus_client.parser import text_string_to_metric_families
 
 from yield_model.columns import TARGET_COLUMN
@@ -81,13 +81,6 @@ class Samples:
 
     def p(self, kind: str, q: float) -> float:
         return float(np.percentile(self.times[kind], q))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _records(n: int, seed: int) -> list[dict[str, Any]]:
@@ -193,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model()
     work = Path(tempfile.mkdtemp(prefix="mlapi-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
-    api_port, bare_port = _free_port(), _free_port()
+    api_port, bare_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
     api_log, bare_log = work / "api.log", work / "bare.log"
     api = _start(
         [str(Path(sys.executable).with_name("mlapi-serve"))],

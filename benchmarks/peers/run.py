@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from typing import Any
 import joblib
 import numpy as np
 import orjson
+import portpicker
 
 from yield_model.columns import FEATURE_COLUMNS, TARGET_COLUMN
 from yield_model.config import model_file_name
@@ -206,13 +206,6 @@ def _post(url: str, body: bytes) -> Any:
         return orjson.loads(response.read())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # ---------------------------------------------------------------------------- servers
 
 
@@ -222,7 +215,7 @@ def _servers(build: Path, model_path: Path, workers: int, bodies: dict[str, Path
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLAPI_", "PROMETHEUS_"))}
     servers = []
     for kind in KINDS:
-        port = _free_port()
+        port = portpicker.pick_unused_port()
         url = f"http://127.0.0.1:{port}"
         bin_dir = venvs[kind] / "bin"
         env = base | {"BENCH_MODEL_PATH": str(model_path), "BENCH_WORKERS": str(workers)}
@@ -284,8 +277,8 @@ def _mlserver_folder(folder: Path, model_path: Path, port: int, workers: int) ->
     model_dir.mkdir(parents=True, exist_ok=True)
     settings = {
         "http_port": port,
-        "grpc_port": _free_port(),
-        "metrics_port": _free_port(),
+        "grpc_port": portpicker.pick_unused_port(),
+        "metrics_port": portpicker.pick_unused_port(),
         "parallel_workers": workers,
         "debug": False,
     }

@@ -3,7 +3,6 @@
 import base64
 import hashlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import portpicker
 import pytest
 import requests
 
@@ -68,12 +68,6 @@ class Index:
         return self.simple_url.replace("http://", f"http://{USER}:{PASSWORD}@")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[Index]:
     """A private index: pypiserver on loopback, every action behind a password, no fallback."""
@@ -82,7 +76,7 @@ def index(tmp_path: Path) -> Iterator[Index]:
     # {SHA} is one of the htpasswd schemes pypiserver checks (through passlib).
     digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
     (tmp_path / "htpasswd").write_text(f"{USER}:{{SHA}}{digest}\n")
-    port = _free_port()
+    port = portpicker.pick_unused_port()
     server = subprocess.Popen(
         [
             sys.executable, "-m", "pypiserver", "run",
@@ -217,7 +211,7 @@ def test_a_wrong_password_fails_without_showing_it(
 @pytest.mark.usefixtures("credentials")
 def test_a_failed_upload_is_an_error(model_wheel: Path, index: Index) -> None:
     """Given an upload URL nothing answers, when publishing, then PublishError, twine's words."""
-    nowhere = f"http://127.0.0.1:{_free_port()}/"
+    nowhere = f"http://127.0.0.1:{portpicker.pick_unused_port()}/"
 
     with pytest.raises(
         PublishError, match=f"(?s)twine upload to {nowhere} failed:\n.*Connection refused"

@@ -3,7 +3,6 @@
 import copy
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import portpicker
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -96,13 +96,6 @@ def scrape(client: TestClient) -> Callable[[], Scrape]:
 # -- real servers ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 MLAPI_SERVE = str(Path(sys.executable).with_name("mlapi-serve"))
 STARTUP_TIMEOUT_SECONDS = 180
 
@@ -123,7 +116,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(**settings: str) -> RunningServer:
-        port = _free_port()
+        port = portpicker.pick_unused_port()
         log = tmp_path / f"server-{port}.log"
         env = serve_env(tmp_path, **{"host": "127.0.0.1", "port": str(port), **settings})
         with log.open("w") as out:
@@ -160,7 +153,10 @@ def run_serve(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]
     """Run ``mlapi-serve`` expecting it to stop by itself (a start that must fail)."""
 
     def run(**settings: str) -> subprocess.CompletedProcess[str]:
-        env = serve_env(tmp_path, **{"host": "127.0.0.1", "port": str(_free_port()), **settings})
+        env = serve_env(
+            tmp_path,
+            **{"host": "127.0.0.1", "port": str(portpicker.pick_unused_port()), **settings},
+        )
         return subprocess.run(
             [MLAPI_SERVE],
             env=env,
