@@ -197,7 +197,7 @@ def test_a_broken_model_stops_the_start_naming_the_cause(
     ("name", "value"),
     [("port", "70000"), ("workers", "0"), ("max_records", "0"), ("log_format", "xml"),
      ("log_level", "loud"), ("multiproc_dir", "relative/dir"), ("max_body_bytes", "10"),
-     ("log_record_values", "maybe"), ("prediction_log_path", "relative/predictions.db"),
+     ("log_record_values", "maybe"), ("prediction_log_pool_size", "0"),
      ("prediction_log_sync", "sometimes"), ("drift_min_records", "5000"),
      ("monitor_interval_seconds", "0"), ("mae_alert_threshold", "0")],
 )  # fmt: skip
@@ -251,10 +251,10 @@ def test_an_unusable_prediction_log_path_stops_the_start(
     run_serve: Callable[..., Any], tmp_path: Path
 ) -> None:
     (tmp_path / "a-file").write_text("")
-    result = run_serve(prediction_log_path=str(tmp_path / "a-file" / "predictions.db"))
+    result = run_serve(prediction_log_url=f"sqlite://{tmp_path / 'a-file' / 'predictions.db'}")
     assert result.returncode == 1
     assert "mlapi-serve: cannot start: cannot open the prediction log" in result.stderr
-    assert "MLAPI_PREDICTION_LOG_PATH" in result.stderr
+    assert "MLAPI_PREDICTION_LOG_URL" in result.stderr
     assert "Booting worker" not in result.stdout
 
 
