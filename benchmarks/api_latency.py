@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "MLAPI_WORKERS": "1",
             "MLAPI_MULTIPROC_DIR": str(work / "metrics"),
             # A fresh prediction log per run, not the user's own.
-            "MLAPI_PREDICTION_LOG_PATH": str(work / "predictions.db"),
+            "MLAPI_PREDICTION_LOG_URL": f"sqlite://{work / 'predictions.db'}",
         },
         api_log,
     )

@@ -226,7 +226,7 @@ def _servers(build: Path, model_path: Path, workers: int, bodies: dict[str, Path
                 "MLAPI_PORT": str(port),
                 "MLAPI_WORKERS": str(workers),
                 "MLAPI_MULTIPROC_DIR": str(run / "mlapi-metrics"),
-                "MLAPI_PREDICTION_LOG_PATH": str(run / "mlapi-predictions.db"),
+                "MLAPI_PREDICTION_LOG_URL": f"sqlite://{run / 'mlapi-predictions.db'}",
             }
             server = Server(
                 kind, [str(bin_dir / "mlapi-serve")], env, run,

@@ -15,7 +15,12 @@ from mlapi import __version__, metrics
 from mlapi.deps import JsonBody, LogDep, ModelDep, SettingsDep
 from mlapi.errors import ApiError, error_responses
 from mlapi.feedback import parse_feedback
-from mlapi.prediction_log import PredictionEntry, PredictionLog, new_prediction_ids
+from mlapi.prediction_log import (
+    PredictionEntry,
+    PredictionLog,
+    PredictionLogError,
+    new_prediction_ids,
+)
 from mlapi.schemas import (
     FeedbackResult,
     FeedbackResults,
@@ -45,8 +50,13 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/api/v1/health", responses=error_responses(503))
-async def health(model: ModelDep) -> Health:
-    """Report that the service is ready and which model it serves."""
+async def health(model: ModelDep, log: LogDep) -> Health:
+    """Report that the service is ready (its log can be written) and which model it serves."""
+    try:
+        await anyio.to_thread.run_sync(log.check_writable)
+    except PredictionLogError as exc:
+        # For the operator, and for Docker or ECS, which replace a container that says so.
+        raise ApiError(503, "prediction_log_unavailable", f"the prediction log: {exc}") from exc
     return Health(
         status="ok", api_version=__version__, model_name=model.name, model_version=model.version
     )

@@ -18,7 +18,7 @@ from mlapi import __version__, metrics
 from mlapi.api import router
 from mlapi.errors import add_error_handlers
 from mlapi.monitor import Monitor
-from mlapi.prediction_log import PredictionLog
+from mlapi.prediction_log import open_prediction_log
 from mlapi.request_log import RequestLogMiddleware
 from mlapi.schemas import FeedbackRequest
 from mlapi.settings import Settings, get_settings
@@ -43,7 +43,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     model = await run_in_threadpool(load_model, settings.model_path)
     log = await run_in_threadpool(
-        PredictionLog, settings.prediction_log_path, settings.prediction_log_sync
+        open_prediction_log,
+        settings.prediction_log_url,
+        settings.prediction_log_sync,
+        settings.prediction_log_pool_size,
     )
     metrics.announce_model(model.name, model.version, __version__)
     metrics.announce_mae_alert_threshold(settings.mae_alert_threshold)
@@ -55,7 +58,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         model.version,
         extra={"model_name": model.name, "model_version": model.version},
     )
-    monitor = Monitor(log, model, settings)
+    # The job has a connection of its own: a predict never waits for it.
+    monitor_log = await run_in_threadpool(
+        open_prediction_log, settings.prediction_log_url, settings.prediction_log_sync, 1
+    )
+    monitor = Monitor(monitor_log, model, settings)
     monitor.start()
     app.state.monitor = monitor
     # What is loaded now lives as long as the process: keep the garbage collector from
@@ -66,7 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         yield {"model": model, "predict_limiter": limiter, "prediction_log": log}
     finally:
         await run_in_threadpool(monitor.stop)
-        log.close()
+        await run_in_threadpool(monitor_log.close)
+        await run_in_threadpool(log.close)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

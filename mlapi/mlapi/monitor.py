@@ -1,18 +1,17 @@
 """The monitoring job: retention, input drift and recent accuracy, from the prediction log.
 
-Every worker starts a ``Monitor`` thread, but only the one holding an exclusive lock on a file
-beside the log runs the job: the numbers are computed once, from every worker's predictions,
-and exported once. When that worker dies the kernel releases its lock and another worker's
-thread takes over at its next tick.
+Every worker starts a ``Monitor`` thread, but only the one holding the log's monitoring lock
+(a lock on a file beside an SQLite log, an advisory lock in PostgreSQL) runs the job: the
+numbers are computed once, from every worker's predictions, and exported once. When that
+process dies the kernel or the server releases its lock and another worker's thread takes
+over at its next tick. The job reads through a log of its own, so that a predict never waits
+for it.
 """
 
-import fcntl
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -26,11 +25,6 @@ from yield_model.predict import TrainedModel
 logger = logging.getLogger("mlapi.monitor")
 
 SECONDS_PER_DAY = 86_400
-
-
-def lock_path(log_path: Path) -> Path:
-    """The file whose lock elects the process that runs the job, beside the log."""
-    return log_path.with_name(log_path.name + ".monitor-lock")
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ class Monitor:
         self.settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock_fd: int | None = None
+        self._leading = False
 
     def run_once(self, now: float | None = None) -> MonitorRun:
         """Apply retention, then export drift and recent accuracy of the served model."""
@@ -94,23 +88,16 @@ class Monitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock
-            self._lock_fd = None
+        self.log.resign()
+        self._leading = False
 
     def leads(self) -> bool:
         """Whether this process runs the job: it holds, or has just taken, the lock."""
-        if self._lock_fd is not None:
-            return True
-        fd = os.open(lock_path(self.log.path), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        logger.info("this process runs the monitoring job", extra={"job": "monitor"})
-        return True
+        leading = self.log.try_lead()
+        if leading and not self._leading:
+            logger.info("this process runs the monitoring job", extra={"job": "monitor"})
+        self._leading = leading
+        return leading
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.monitor_interval_seconds):

@@ -19,7 +19,7 @@ from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
 
 from mlapi.logs import logging_config
-from mlapi.prediction_log import PredictionLog, PredictionLogError
+from mlapi.prediction_log import PredictionLogError, open_prediction_log
 from mlapi.settings import Settings, describe_settings_error, get_settings
 from yield_model.predict import load_model
 
@@ -55,14 +55,19 @@ def check_model(settings: Settings) -> None:
 
 
 def check_prediction_log(settings: Settings) -> None:
-    """Create or open the prediction log before forking workers, so a bad path stops the start.
+    """Create or migrate the prediction log before forking workers, so that one process
+    migrates it and a bad location stops the start.
 
     Opened and closed again here: the workers open their own connections after the fork.
     """
     try:
-        PredictionLog(settings.prediction_log_path, settings.prediction_log_sync).close()
+        log = open_prediction_log(settings.prediction_log_url, settings.prediction_log_sync, 1)
+        try:
+            log.check_writable()
+        finally:
+            log.close()
     except PredictionLogError as exc:
-        raise StartupError(f"{exc} (set MLAPI_PREDICTION_LOG_PATH to a writable location)") from exc
+        raise StartupError(f"{exc} (set MLAPI_PREDICTION_LOG_URL to a writable log)") from exc
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:

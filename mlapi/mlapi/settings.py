@@ -6,18 +6,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MLAPI_"
+#: Variables whose values are never shown in messages.
+SECRET_VARIABLES = frozenset({f"{ENV_PREFIX}PREDICTION_LOG_URL"})
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
-def _default_prediction_log_path() -> Path:
-    # The user's data directory (XDG), so that a local run keeps its log across restarts; the
-    # image points this at its volume instead.
+def _default_prediction_log_url() -> str:
+    # A file in the user's data directory (XDG), so that a local run keeps its log across
+    # restarts; the image points this at its volume, a deployment at PostgreSQL.
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "mlapi" / "predictions.db"
+    return f"sqlite://{Path(data_home) / 'mlapi' / 'predictions.db'}"
 
 
 def _cpu_count() -> int:
@@ -75,9 +79,20 @@ class Settings(BaseSettings):
         description="Seconds in-flight requests get to finish after SIGTERM.",
     )
 
-    prediction_log_path: Path = Field(
-        default_factory=_default_prediction_log_path,
-        description="SQLite file of the prediction log (created with its directory).",
+    prediction_log_url: str = Field(
+        default_factory=_default_prediction_log_url,
+        description="The prediction log: sqlite:///ABSOLUTE/PATH (a file, created with its "
+        "directory, shared by the workers of one host) or postgresql://USER:PASSWORD@HOST/DB "
+        "(shared by every host).",
+    )
+    prediction_log_path: Path | None = Field(
+        default=None, description="Replaced by MLAPI_PREDICTION_LOG_URL; refused when set."
+    )
+    prediction_log_pool_size: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections a worker keeps open at most.",
     )
     prediction_log_sync: Literal["normal", "full"] = Field(
         default="normal",
@@ -144,11 +159,27 @@ class Settings(BaseSettings):
             raise ValueError("must not be a filesystem root")
         return value
 
+    @field_validator("prediction_log_url")
+    @classmethod
+    def _log_url(cls, value: str) -> str:
+        if value.startswith("sqlite://"):
+            if not value.startswith("sqlite:///") or value.endswith("/"):
+                raise ValueError("must be sqlite:///ABSOLUTE/PATH/OF/THE/FILE")
+        elif value.startswith(("postgresql://", "postgres://")):
+            try:
+                conninfo_to_dict(value)
+            except psycopg.ProgrammingError:
+                raise ValueError("is not a valid PostgreSQL connection URL") from None
+        else:
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
     @field_validator("prediction_log_path")
     @classmethod
-    def _absolute_file(cls, value: Path) -> Path:
-        if not value.is_absolute():
-            raise ValueError("must be an absolute path")
+    def _replaced(cls, value: Path | None) -> Path | None:
+        # Ignored, it would start an empty log elsewhere and look like lost predictions.
+        if value is not None:
+            raise ValueError(f"is replaced by MLAPI_PREDICTION_LOG_URL=sqlite://{value}")
         return value
 
     @field_validator("drift_min_records")
@@ -182,6 +213,9 @@ def describe_settings_error(error: ValidationError) -> str:
     for problem in error.errors():
         name = ENV_PREFIX + "_".join(str(part) for part in problem["loc"]).upper()
         given = problem.get("input")
+        # A URL may hold a password: never echoed.
         shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        if name in SECRET_VARIABLES:
+            shown = ""
         lines.append(f"{name}: {problem['msg']}{shown}")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ import portpicker
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from mlapi_support import RunningServer, Scrape
+from mlapi_support import BACKENDS, PostgresServer, RunningServer, Scrape, new_log_url
 
 from mlapi.main import create_app
 from mlapi.settings import ENV_PREFIX, Settings
@@ -42,13 +42,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for key in set(os.environ) - set(_without_service_env()):
         del os.environ[key]
     data = tempfile.mkdtemp(prefix="mlapi-tests-")
-    TEST_ENV[f"{ENV_PREFIX}PREDICTION_LOG_PATH"] = str(Path(data) / "predictions.db")
+    TEST_ENV[f"{ENV_PREFIX}PREDICTION_LOG_URL"] = f"sqlite://{Path(data) / 'predictions.db'}"
     TEST_ENV[f"{ENV_PREFIX}MONITOR_INTERVAL_SECONDS"] = "86400"
     os.environ.update(TEST_ENV)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(Path(TEST_ENV[f"{ENV_PREFIX}PREDICTION_LOG_PATH"]).parent, ignore_errors=True)
+    url = TEST_ENV[f"{ENV_PREFIX}PREDICTION_LOG_URL"]
+    shutil.rmtree(Path(url.removeprefix("sqlite://")).parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,6 +82,30 @@ def unready_client(clean_env: None) -> TestClient:
     return TestClient(create_app(Settings()))
 
 
+# -- the two backends of the prediction log --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session; skipped where none can run, unless CI=true."""
+    missing = PostgresServer.missing()
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, and the PostgreSQL tests cannot run: {missing}")
+        pytest.skip(missing)
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty prediction log, once per backend."""
+    backend: str = request.param
+    return new_log_url(request, backend, tmp_path)
+
+
 @pytest.fixture
 def record() -> dict[str, Any]:
     """A complete, valid record (a copy, free to change)."""
@@ -105,7 +130,7 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     prediction log under tmp_path."""
     env = _without_service_env()
     env[f"{ENV_PREFIX}MULTIPROC_DIR"] = str(tmp_path / "metrics")
-    env[f"{ENV_PREFIX}PREDICTION_LOG_PATH"] = str(tmp_path / "data" / "predictions.db")
+    env[f"{ENV_PREFIX}PREDICTION_LOG_URL"] = f"sqlite://{tmp_path / 'data' / 'predictions.db'}"
     env.update({ENV_PREFIX + key.upper(): value for key, value in settings.items()})
     return env
 

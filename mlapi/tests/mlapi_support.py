@@ -4,12 +4,18 @@ A module of its own rather than conftest.py, so that tests import it by a name n
 test directory uses (pytest may run several directories' tests in one process).
 """
 
+import os
+import pwd
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
+import psycopg
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from yield_model import datasets
@@ -60,3 +66,100 @@ def generated_records(rows: int, seed: int, *, shifted: bool = False) -> list[di
         {str(name): None if pd.isna(value) else value for name, value in row.items()}
         for row in frame.to_dict("records")
     ]
+
+
+class PostgresServer:
+    """A PostgreSQL server of the tests' own, in a temporary directory, on a Unix socket only.
+
+    Started from Debian's postgresql-15 binaries; as root, run as the ``postgres`` user (the
+    server refuses to run as root).
+    """
+
+    BINDIR = Path("/usr/lib/postgresql/15/bin")
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="mlapi-pg-"))
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        self._databases = 0
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """Why no server can be started here, or None."""
+        if not (cls.BINDIR / "pg_ctl").exists():
+            return f"no PostgreSQL 15 in {cls.BINDIR} (apt-get install postgresql-15)"
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "running as root and there is no postgres user to run the server as"
+        return None
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [*self._as_user, str(self.BINDIR / tool), *args]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stdout}{done.stderr}")
+
+    def start(self) -> None:
+        data = self.root / "data"
+        self._run(
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
+        # Durability against a crash of the machine is not what these tests check: no fsync.
+        options = f"-k {self.root} -c listen_addresses='' -c fsync=off -c max_connections=300"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        """The URL of a database of this server."""
+        return f"postgresql://postgres@/{database}?host={self.root}"
+
+    def new_database(self) -> str:
+        """The URL of a new, empty database."""
+        self._databases += 1
+        name = f"log_{self._databases}"
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}".encode())
+        return self.url(name)
+
+
+#: The backends every parametrised log test runs against.
+BACKENDS = ("sqlite", "postgresql")
+
+
+def new_log_url(request: pytest.FixtureRequest, backend: str, directory: Path) -> str:
+    """The URL of a new, empty log of the backend: a file in directory, or a new database of
+    the session's server (fixture ``postgres_server``)."""
+    if backend == "sqlite":
+        return f"sqlite://{directory / 'log' / 'predictions.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import Scrape
+from mlapi_support import BACKENDS, PostgresServer, Scrape, new_log_url
 
 from mlapi import metrics
 from mlapi.main import create_app
@@ -35,9 +35,20 @@ def send(client: TestClient, *items: tuple[str, float]) -> list[dict[str, Any]]:
     return results
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def logged(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """A client of an app with a prediction log of its own, once per backend."""
+    url = new_log_url(request, request.param, tmp_path_factory.mktemp("log"))
+    with TestClient(create_app(Settings(prediction_log_url=url))) as client:
+        yield client
+
+
 def test_feedback_round_trip(
-    client: TestClient, scrape: Callable[[], Scrape], record: dict[str, Any]
+    logged: TestClient, scrape: Callable[[], Scrape], record: dict[str, Any]
 ) -> None:
+    client = logged
     # Given three predictions
     quirky = {**record, "sample_id": "b", "A20": "6:00-6x"}
     a, b, c = predict(client, [record, quirky, {**record, "sample_id": "c", "A6": 80}])
@@ -203,7 +214,7 @@ class BrokenLog:
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise PredictionLogError("cannot record the predictions: disk I/O error")
 
-    record = add_feedback = get = _fail
+    record = add_feedback = get = check_writable = _fail
 
 
 @pytest.fixture
@@ -239,7 +250,8 @@ def test_no_answer_without_the_log_503_not_a_500(
     assert scrape().value("mlapi_predictions_total", **V) == before
 
 
-def test_prediction_ids_are_found_in_the_log(client: TestClient, record: dict[str, Any]) -> None:
+def test_prediction_ids_are_found_in_the_log(logged: TestClient, record: dict[str, Any]) -> None:
+    client = logged
     predictions = predict(client, [record] * 5)
     for prediction in predictions:
         found = client.get(f"/api/v1/predictions/{prediction['prediction_id']}").json()
@@ -255,8 +267,9 @@ def test_prediction_ids_are_found_in_the_log(client: TestClient, record: dict[st
     ],
 )
 def test_the_log_returns_the_record_s_values_whatever_the_json(
-    client: TestClient, body: bytes, a6: float
+    logged: TestClient, body: bytes, a6: float
 ) -> None:
+    client = logged
     answer = client.post(
         "/api/v1/predict", content=body, headers={"content-type": "application/json"}
     )
@@ -265,3 +278,32 @@ def test_the_log_returns_the_record_s_values_whatever_the_json(
     found = client.get(f"/api/v1/predictions/{prediction['prediction_id']}").json()
     assert found["inputs"] == {"A6": a6}  # blanks left out, NaN or null
     assert found["sample_id"] == "x1"
+
+
+def test_health_is_503_with_the_reason_when_the_log_cannot_be_written(
+    broken_log_client: TestClient,
+) -> None:
+    # Given a log that fails: health says so, so that Docker or ECS replaces the container
+    response = broken_log_client.get("/api/v1/health")
+    assert response.status_code == 503
+    assert response.json()["detail"] == {
+        "code": "prediction_log_unavailable",
+        "message": "the prediction log: cannot record the predictions: disk I/O error",
+        "errors": [],
+    }
+
+
+def test_health_is_503_on_a_postgresql_log_that_only_reads(
+    postgres_server: PostgresServer, record: dict[str, Any]
+) -> None:
+    # Given a service whose database has become read-only (a standby, say)
+    url = postgres_server.new_database()
+    read_only = url + "&options=-c%20default_transaction_read_only%3Don"
+    with TestClient(create_app(Settings(prediction_log_url=url))) as client:
+        assert client.get("/api/v1/health").status_code == 200
+    with TestClient(create_app(Settings(prediction_log_url=read_only))) as client:
+        # Then health and predict answer 503, health naming the cause
+        health = client.get("/api/v1/health")
+        assert health.status_code == 503
+        assert "read-only transaction" in health.json()["detail"]["message"]
+        assert client.post("/api/v1/predict", json={"inputs": [record]}).status_code == 503

@@ -2,7 +2,6 @@
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ from mlapi_support import Scrape, generated_records
 
 from mlapi.main import create_app
 from mlapi.monitor import Monitor
-from mlapi.prediction_log import PredictionLog
+from mlapi.prediction_log import open_prediction_log
 from mlapi.settings import Settings
 from yield_model.drift import PREDICTED_YIELD, PSI_ACT, PSI_WATCH, window_drift
 from yield_model.predict import TrainedModel, load_model
@@ -33,10 +32,11 @@ def model() -> TrainedModel:
 
 
 @pytest.fixture
-def monitored(tmp_path: Path) -> Iterator[TestClient]:
-    """A client of an app with a log of its own, 2000-record drift window, 3-feedback accuracy."""
+def monitored(log_url: str) -> Iterator[TestClient]:
+    """A client of an app with a log of its own (once per backend), 2000-record drift window,
+    3-feedback accuracy."""
     settings = Settings(
-        prediction_log_path=tmp_path / "predictions.db",
+        prediction_log_url=log_url,
         drift_window=WINDOW,
         drift_min_records=1000,
         accuracy_window=3,
@@ -132,10 +132,10 @@ def test_recent_half_mse_is_over_the_latest_feedbacks(
 
 
 def test_the_job_applies_retention_and_reports_the_rows(
-    tmp_path: Path, scrape: Callable[[], Scrape], model: TrainedModel, record: dict[str, Any]
+    log_url: str, scrape: Callable[[], Scrape], model: TrainedModel, record: dict[str, Any]
 ) -> None:
     settings = Settings(
-        prediction_log_path=tmp_path / "predictions.db",
+        prediction_log_url=log_url,
         prediction_log_max_rows=1000,
         drift_window=10,
         drift_min_records=10,
@@ -145,17 +145,17 @@ def test_the_job_applies_retention_and_reports_the_rows(
         for size in (600, 300, 200):
             predict(client, [record] * size)
         result = run(client)
-    # the oldest request (600) goes whole: 500 of 1100 stay
-    assert result.pruned == 600
-    assert scrape().value("mlapi_prediction_log_rows", table="predictions") == 500
+    # the oldest 100 of 1100 go
+    assert result.pruned == 100
+    assert scrape().value("mlapi_prediction_log_rows", table="predictions") == 1000
 
 
 def test_one_process_leads_and_another_takes_over_when_it_stops(
-    tmp_path: Path, model: TrainedModel
+    log_url: str, model: TrainedModel
 ) -> None:
     # Given two monitors on one log, as two workers have
-    settings = Settings(prediction_log_path=tmp_path / "predictions.db")
-    logs = [PredictionLog(settings.prediction_log_path) for _ in range(2)]
+    settings = Settings(prediction_log_url=log_url)
+    logs = [open_prediction_log(log_url) for _ in range(2)]
     first, second = (Monitor(log, model, settings) for log in logs)
     # Then one leads
     assert first.leads()

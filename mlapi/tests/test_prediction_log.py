@@ -11,10 +11,23 @@ from typing import Any
 
 import numpy as np
 import orjson
+import psycopg
 import pytest
+from mlapi_support import PostgresServer
 
-from mlapi import prediction_log
-from mlapi.prediction_log import PredictionLog, PredictionLogError, new_prediction_ids
+from mlapi.prediction_log import (
+    FeedbackOutcome,
+    PredictionLog,
+    PredictionLogError,
+    new_prediction_ids,
+    open_prediction_log,
+    sqlite_path,
+)
+from mlapi.prediction_log import sqlite as sqlite_backend
+from mlapi.prediction_log.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA
+from mlapi.prediction_log.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
+from mlapi.prediction_log.sqlite import SqliteLog
+from yield_model.columns import FEATURE_COLUMNS
 from yield_model.predict import PredictionResult, records_to_cells
 from yield_model.schemas import EXAMPLE_RECORD, validate_records
 
@@ -23,9 +36,9 @@ T0 = 1_800_000_000.0  # a fixed clock for the tests: 2027-01-15
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[PredictionLog]:
-    """An empty log in a new file."""
-    opened = PredictionLog(tmp_path / "log" / "predictions.db")
+def log(log_url: str) -> Iterator[PredictionLog]:
+    """An empty log, once per backend."""
+    opened = open_prediction_log(log_url)
     yield opened
     opened.close()
 
@@ -67,6 +80,19 @@ def test_a_logged_prediction_comes_back_as_it_was_sent(log: PredictionLog) -> No
     assert second.inputs == {k: v for k, v in sent.items() if v is not None and k != "sample_id"}
     assert (second.predicted_yield, second.warnings, second.feedback) == (0.92, ["warning 1"], None)
     assert log.get(uuid.uuid4()) is None
+
+
+def test_a_request_goes_in_whole_or_not_at_all(log: PredictionLog) -> None:
+    # Given a logged prediction
+    (taken,) = write(log, [0.9])
+    inputs: list[Any] = [EXAMPLE_RECORD] * 3
+    # When a request of three has its id as its last one
+    ids = [*new_prediction_ids(2), taken]
+    with pytest.raises(PredictionLogError, match="cannot record the predictions"):
+        log.record(ids, result(inputs, [0.1, 0.2, 0.3], [[]] * 3), T0)
+    # Then none of the three is on record: one transaction
+    assert [log.get(i) for i in ids[:2]] == [None, None]
+    assert log.counts()["predictions"] == 1
 
 
 def test_prediction_ids_are_unique_time_ordered_uuid7() -> None:
@@ -140,9 +166,9 @@ def test_every_id_of_a_request_finds_its_own_record(log: PredictionLog, size: in
     assert [(e.sample_id, e.predicted_yield) for e in entries if e is not None] == [
         (f"s{i}", i / size) for i in positions
     ]
-    with sqlite3.connect(log.path) as db:
-        rows = db.execute("SELECT id, position FROM predictions ORDER BY position").fetchall()
-    assert rows == [(i.bytes, position) for position, i in enumerate(ids)]
+    # And the rows are one per record, in input order
+    rows = log.stored_predictions(0, size + 1)
+    assert [row.prediction_id for _, row in rows] == ids
 
 
 def test_ids_made_elsewhere_in_any_order_are_logged_too(log: PredictionLog) -> None:
@@ -220,13 +246,12 @@ def test_prune_keeps_the_newest_rows_up_to_the_limit(log: PredictionLog) -> None
     assert log.add_feedback([(ids[0], 0.9)], T0)[0].status == "unknown"
 
 
-def test_prune_deletes_whole_requests(log: PredictionLog) -> None:
-    # Given requests of 3 and 4 records: keeping 5 rows means dropping the 3-record request
+def test_prune_deletes_the_excess_rows_exactly(log: PredictionLog) -> None:
+    # Given requests of 3 and 4 records: keeping 5 rows means dropping the 2 oldest
     old = write(log, [0.1, 0.2, 0.3])
     new = write(log, [0.4, 0.5, 0.6, 0.7])
-    assert log.prune(T0, 365 * DAY, max_rows=5) == 3
-    assert all(log.get(i) is None for i in old)
-    assert all(log.get(i) is not None for i in new)
+    assert log.prune(T0, 365 * DAY, max_rows=5) == 2
+    assert [log.get(i) is not None for i in old + new] == [False, False] + [True] * 5
 
 
 def test_prune_deletes_what_is_older_than_the_age_limit(log: PredictionLog) -> None:
@@ -243,22 +268,27 @@ def test_prune_deletes_what_is_older_than_the_age_limit(log: PredictionLog) -> N
     assert log.get(aged[1][0]) is not None
 
 
-def test_prune_works_in_chunks(log: PredictionLog, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prediction_log, "PRUNE_CHUNK", 4)
-    for _ in range(5):
-        write(log, [0.9, 0.9, 0.9], at=T0 - 100 * DAY)
+@pytest.mark.parametrize(("old", "chunk"), [(15, 4), (16, 4), (3, 4), (4, 1)])
+def test_prune_works_in_chunks(log: PredictionLog, old: int, chunk: int) -> None:
+    # Given `old` predictions past the age limit, then a recent one
+    for _ in range(old):
+        write(log, [0.9], at=T0 - 100 * DAY)
     write(log, [0.9])
-    assert log.prune(T0, 30 * DAY, max_rows=1000) == 15
+    # Then the old ones go, `chunk` at a time, and the recent one stays
+    assert log.prune(T0, 30 * DAY, max_rows=1000, chunk=chunk) == old
+    assert log.counts()["predictions"] == 1
+    # And by rows, too
+    write(log, [0.9] * 9)
+    assert log.prune(T0, 30 * DAY, max_rows=1, chunk=chunk) == 9
     assert log.counts()["predictions"] == 1
 
 
-def test_what_was_committed_is_there_when_the_file_is_opened_again(tmp_path: Path) -> None:
-    path = tmp_path / "predictions.db"
-    first = PredictionLog(path)
+def test_what_was_committed_is_there_when_the_log_is_opened_again(log_url: str) -> None:
+    first = open_prediction_log(log_url)
     ids = write(first, [0.9, 0.8])
     first.add_feedback([(ids[1], 0.85)], T0)
     first.close()
-    again = PredictionLog(path, sync="full")
+    again = open_prediction_log(log_url, sync="full")
     entry = again.get(ids[1])
     assert entry is not None
     assert entry.feedback is not None
@@ -266,10 +296,9 @@ def test_what_was_committed_is_there_when_the_file_is_opened_again(tmp_path: Pat
     again.close()
 
 
-def test_two_connections_writing_at_once_lose_nothing(tmp_path: Path) -> None:
-    # Given two logs on one file, as two worker processes have, each written by 3 threads
-    path = tmp_path / "predictions.db"
-    logs = [PredictionLog(path), PredictionLog(path)]
+def test_two_processes_writing_at_once_lose_nothing(log_url: str) -> None:
+    # Given two logs on one store, as two worker processes have, each written by 3 threads
+    logs = [open_prediction_log(log_url), open_prediction_log(log_url)]
     written: list[uuid.UUID] = []
 
     def writer(log: PredictionLog) -> None:
@@ -281,7 +310,7 @@ def test_two_connections_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    # Then every prediction is there, whichever connection reads
+    # Then every prediction is there, whichever process reads
     assert len(written) == 2 * 3 * 40 * 2
     assert logs[0].counts()["predictions"] == len(written)
     assert all(logs[1].get(i) is not None for i in written)
@@ -289,30 +318,130 @@ def test_two_connections_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         log.close()
 
 
-def test_the_file_is_in_wal_mode_with_json_readable_by_sqlite(log: PredictionLog) -> None:
-    write(log, [0.9, 0.8])
-    with sqlite3.connect(log.path) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        # what an operator reading the file with sqlite3 gets
-        assert db.execute(
-            "SELECT typeof(inputs), json_extract(inputs, '$.columns[5]'),"
-            " json_extract(inputs, '$.rows[1][5]'), json_array_length(sample_ids) FROM requests"
-        ).fetchone() == ("text", "A6", 31, 2)
-        assert db.execute("SELECT count(*), min(length(id)) FROM predictions").fetchone() == (2, 16)
+def test_of_many_different_feedbacks_at_once_for_one_prediction_the_first_stands(
+    log_url: str,
+) -> None:
+    # Given a prediction, and 10 processes of 10 threads each
+    logs = [open_prediction_log(log_url, pool_size=10) for _ in range(10)]
+    (target,) = write(logs[0], [0.9])
+    start = threading.Barrier(100)
+    outcomes: list[FeedbackOutcome] = []
+
+    def send(log: PredictionLog, value: float) -> None:
+        start.wait()
+        outcomes.extend(log.add_feedback([(target, value)], T0))
+
+    # When each thread sends its own value, all at once
+    values = [round(0.5 + i / 200, 3) for i in range(100)]
+    threads = [threading.Thread(target=send, args=(logs[i % 10], v)) for i, v in enumerate(values)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one is recorded, and every other one is told that value stands
+    recorded = [o for o in outcomes if o.status == "recorded"]
+    assert len(outcomes) == 100
+    assert len(recorded) == 1
+    stood = recorded[0].actual_yield
+    assert {(o.status, o.actual_yield) for o in outcomes if o is not recorded[0]} == {
+        ("duplicate", stood)
+    }
+    entry = logs[5].get(target)
+    assert entry is not None
+    assert entry.feedback is not None
+    assert entry.feedback.actual_yield == stood
+    for log in logs:
+        log.close()
 
 
-def test_a_file_written_by_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "predictions.db"
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version={prediction_log.SCHEMA_VERSION + 1}")
+def test_processes_opening_a_new_log_at_once_migrate_it_once(log_url: str) -> None:
+    # Given 6 processes opening the same new log at the same moment
+    start = threading.Barrier(6)
+    opened: list[PredictionLog] = []
+    failed: list[BaseException] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            opened.append(open_prediction_log(log_url))
+        except BaseException as exc:  # the test says which
+            failed.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then every one opened it, each schema version was applied once, and it works
+    assert failed == []
+    assert _schema_versions(log_url) == list(range(1, _schema_version(log_url) + 1))
+    ids = write(opened[0], [0.9])
+    assert all(log.get(ids[0]) is not None for log in opened)
+    for log in opened:
+        log.close()
+
+
+def _schema_version(log_url: str) -> int:
+    return SQLITE_SCHEMA if sqlite_path(log_url) else POSTGRES_SCHEMA
+
+
+def _schema_versions(log_url: str) -> list[int]:
+    query = "SELECT version FROM schema_version ORDER BY version"
+    path = sqlite_path(log_url)
+    if path is not None:
+        with sqlite3.connect(path) as db:
+            return [v for (v,) in db.execute(query)]
+    with psycopg.connect(log_url) as connection:
+        return [v for (v,) in connection.execute(query)]
+
+
+def test_a_log_written_by_a_newer_schema_is_refused(log_url: str) -> None:
+    # Given a log whose schema a newer service has moved on
+    open_prediction_log(log_url).close()
+    newer = _schema_version(log_url) + 1
+    statement = f"INSERT INTO schema_version (version, applied_at) VALUES ({newer}, 0)"
+    path = sqlite_path(log_url)
+    if path is not None:
+        with sqlite3.connect(path) as db:
+            db.execute(statement)
+    else:
+        with psycopg.connect(log_url) as connection:
+            connection.execute(statement.replace(", 0)", ", now())").encode())
+    # Then this service refuses it rather than write what the newer one would misread
     with pytest.raises(PredictionLogError, match="newer version of the service"):
-        PredictionLog(path)
+        open_prediction_log(log_url)
 
 
-def test_a_path_that_cannot_be_a_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("")
-    with pytest.raises(PredictionLogError, match="cannot open the prediction log"):
-        PredictionLog(tmp_path / "file" / "predictions.db")
+def test_the_log_can_be_written_says_the_check(log: PredictionLog) -> None:
+    log.check_writable()
+    log.check_writable()
+
+
+def test_a_postgresql_log_that_cannot_be_written_fails_the_check(
+    postgres_server: PostgresServer,
+) -> None:
+    # Given a log opened on a connection that may only read (a standby, say)
+    url = postgres_server.new_database()
+    open_prediction_log(url).close()
+    read_only = open_prediction_log(url + "&options=-c%20default_transaction_read_only%3Don")
+    # Then the check fails, naming the cause, and so does a prediction
+    with pytest.raises(PredictionLogError, match="read-only transaction"):
+        read_only.check_writable()
+    with pytest.raises(PredictionLogError, match="cannot record the predictions"):
+        write(read_only, [0.9])
+    read_only.close()
+
+
+def test_a_postgresql_server_that_cannot_be_reached_is_refused(tmp_path: Path) -> None:
+    url = f"postgresql://postgres@/log?host={tmp_path}"
+    with pytest.raises(PredictionLogError, match="cannot open the prediction log") as error:
+        open_prediction_log(url)
+    assert "No such file or directory" in str(error.value)
+
+
+def test_a_url_of_another_kind_is_refused() -> None:
+    with pytest.raises(PredictionLogError, match="must start with sqlite:/// or postgresql://"):
+        open_prediction_log("mysql://localhost/log")
 
 
 def test_a_request_must_have_one_id_per_record(log: PredictionLog) -> None:
@@ -323,31 +452,119 @@ def test_a_request_must_have_one_id_per_record(log: PredictionLog) -> None:
     assert np.array_equal(log.recent_predictions("0.1.0", 5).predictions, [])
 
 
-def test_requests_an_earlier_version_stored_as_their_body_come_back(log: PredictionLog) -> None:
-    # Given one request logged by an earlier version, which kept the body as received, and
-    # one logged now, as its validated records
+def test_only_one_log_holds_the_monitoring_lock_until_it_lets_go(log_url: str) -> None:
+    # Given two logs on one store, as two processes have
+    first, second = open_prediction_log(log_url), open_prediction_log(log_url)
+    # Then one takes the lock, keeps it, and the other cannot have it
+    assert first.try_lead()
+    assert first.try_lead()
+    assert not second.try_lead()
+    # And when the first lets go, the other takes it
+    first.resign()
+    assert second.try_lead()
+    assert not first.try_lead()
+    # And closing lets go too
+    second.close()
+    assert first.try_lead()
+    first.close()
+
+
+# -- SQLite only: the file, and files written by earlier versions --------------------------
+
+
+@pytest.fixture
+def sqlite_log(tmp_path: Path) -> Iterator[SqliteLog]:
+    """An empty SQLite log."""
+    opened = SqliteLog(tmp_path / "predictions.db")
+    yield opened
+    opened.close()
+
+
+def test_the_file_is_in_wal_mode_with_json_readable_by_sqlite(sqlite_log: SqliteLog) -> None:
+    write(sqlite_log, [0.9, 0.8])
+    with sqlite3.connect(sqlite_log.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # what an operator reading the file with sqlite3 gets: a row per prediction
+        assert db.execute(
+            "SELECT typeof(record), json_extract(record, '$[5]'), sample_id,"
+            " json_array_length(warnings), length(id) FROM predictions ORDER BY seq"
+        ).fetchall() == [("text", 30, "s0", 0, 16), ("text", 31, "s1", 1, 16)]
+
+
+def test_a_path_that_cannot_be_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PredictionLogError, match="cannot open the prediction log"):
+        open_prediction_log(f"sqlite://{tmp_path / 'file' / 'predictions.db'}")
+
+
+def test_a_file_of_schema_1_is_migrated_with_every_prediction_and_feedback(
+    tmp_path: Path,
+) -> None:
+    # Given a file as the previous release wrote it: a request kept as its body, one as its
+    # validated cells, and a feedback
+    path = tmp_path / "predictions.db"
     inputs: list[Any] = [{**EXAMPLE_RECORD, "sample_id": f"b{i}", "A6": 40 + i} for i in range(3)]
     body = b'{ "inputs" :\n ' + orjson.dumps(inputs) + b" }"
-    old_ids = new_prediction_ids(3)
-    keys = b"".join(i.bytes for i in old_ids)
-    with sqlite3.connect(log.path) as db:
-        seq = db.execute(
-            "INSERT INTO requests (created_at, model_version, records, ids, predictions,"
-            " sample_ids, warnings, inputs) VALUES (?, '0.1.0', 3, ?, ?, ?, '[[],[],[]]', ?)",
-            (T0, keys, np.array([0.91, 0.92, 0.93]).tobytes(), '["b0","b1","b2"]', body.decode()),
-        ).lastrowid
-        db.executemany(
-            "INSERT INTO predictions (id, request, position) VALUES (?, ?, ?)",
-            [(i.bytes, seq, k) for k, i in enumerate(old_ids)],
+    cells = {
+        "columns": list(FEATURE_COLUMNS),
+        "rows": records_to_cells(validate_records(inputs[:2])).tolist(),
+    }
+    old_ids, new_ids = new_prediction_ids(3), new_prediction_ids(2)
+    with sqlite3.connect(path) as db:
+        sqlite_backend.MIGRATIONS[0](db)
+        db.execute("PRAGMA user_version=1")
+        for ids, stored, yields, at in (
+            (old_ids, body.decode(), [0.91, 0.92, 0.93], T0),
+            (new_ids, orjson.dumps(cells).decode(), [0.94, 0.95], T0 + 1),
+        ):
+            seq = db.execute(
+                "INSERT INTO requests (created_at, model_version, records, ids, predictions,"
+                " sample_ids, warnings, inputs) VALUES (?, '0.1.0', ?, ?, ?, ?, ?, ?)",
+                (
+                    at,
+                    len(ids),
+                    b"".join(i.bytes for i in ids),
+                    np.array(yields).tobytes(),
+                    orjson.dumps([f"b{k}" for k in range(len(ids))]).decode(),
+                    orjson.dumps([[f"w{k}"] for k in range(len(ids))]).decode(),
+                    stored,
+                ),
+            ).lastrowid
+            db.executemany(
+                "INSERT INTO predictions (id, request, position) VALUES (?, ?, ?)",
+                [(i.bytes, seq, k) for k, i in enumerate(ids)],
+            )
+        db.execute(
+            "INSERT INTO feedback (prediction_id, received_at, actual_yield, model_version,"
+            " predicted_yield) VALUES (?, ?, 0.9, '0.1.0', 0.92)",
+            (old_ids[1].bytes, T0 + 5),
         )
-    new_ids = write(log, [0.94, 0.95], at=T0 + 1)
-    # When / Then: each record comes back, by id and in the monitoring window, in order
+    # When this version opens it
+    log = SqliteLog(path)
+    # Then each record comes back, by id and in the monitoring window, in order
     entry = log.get(old_ids[2])
     assert entry is not None
-    assert entry.inputs == inputs[2]
+    assert (entry.inputs, entry.sample_id, entry.warnings) == (
+        {k: v for k, v in inputs[2].items() if v is not None and k != "sample_id"},
+        "b2",
+        ["w2"],
+    )
     second = log.get(new_ids[1])
     assert second is not None
-    assert second.inputs["A6"] == 31
+    assert (second.inputs["A6"], second.predicted_yield, second.created_at) == (41, 0.95, T0 + 1)
     window = log.recent_predictions("0.1.0", 4)
-    assert [r["A6"] for r in window.inputs] == [41, 42, 30, 31]
+    assert [r["A6"] for r in window.inputs] == [41, 42, 40, 41]
     assert window.predictions.tolist() == [0.92, 0.93, 0.94, 0.95]
+    fed_back = log.get(old_ids[1])
+    assert fed_back is not None
+    assert fed_back.feedback is not None
+    assert (fed_back.feedback.actual_yield, fed_back.feedback.received_at) == (0.9, T0 + 5)
+    assert log.counts() == {"predictions": 5, "feedback": 1}
+    log.close()
+    # And the file says it is of this schema, to this version and to the previous one
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (sqlite_backend.SCHEMA_VERSION,)
+        tables = {
+            name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    assert tables == {"predictions", "feedback", "schema_version", "log_health"}

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from mlapi_support import RunningServer, generated_records
+from mlapi_support import PostgresServer, RunningServer, generated_records
 
 from mlapi.serve import StartupError, prepare_multiproc_dir
 from yield_model.drift import window_drift
@@ -197,7 +197,7 @@ def test_a_broken_model_stops_the_start_naming_the_cause(
     ("name", "value"),
     [("port", "70000"), ("workers", "0"), ("max_records", "0"), ("log_format", "xml"),
      ("log_level", "loud"), ("multiproc_dir", "relative/dir"), ("max_body_bytes", "10"),
-     ("log_record_values", "maybe"), ("prediction_log_path", "relative/predictions.db"),
+     ("log_record_values", "maybe"), ("prediction_log_pool_size", "0"),
      ("prediction_log_sync", "sometimes"), ("drift_min_records", "5000"),
      ("monitor_interval_seconds", "0"), ("mae_alert_threshold", "0")],
 )  # fmt: skip
@@ -251,10 +251,10 @@ def test_an_unusable_prediction_log_path_stops_the_start(
     run_serve: Callable[..., Any], tmp_path: Path
 ) -> None:
     (tmp_path / "a-file").write_text("")
-    result = run_serve(prediction_log_path=str(tmp_path / "a-file" / "predictions.db"))
+    result = run_serve(prediction_log_url=f"sqlite://{tmp_path / 'a-file' / 'predictions.db'}")
     assert result.returncode == 1
     assert "mlapi-serve: cannot start: cannot open the prediction log" in result.stderr
-    assert "MLAPI_PREDICTION_LOG_PATH" in result.stderr
+    assert "MLAPI_PREDICTION_LOG_URL" in result.stderr
     assert "Booting worker" not in result.stdout
 
 
@@ -440,3 +440,50 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
         assert body["predicted_yield"] == predicted
         if prediction_id in fed_back:
             assert body["feedback"]["actual_yield"] == fed_back[prediction_id]
+
+
+def test_instances_sharing_a_postgresql_log_answer_for_each_other_and_monitor_once(
+    start_server: Callable[..., RunningServer], postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # Given two instances of the service, as two hosts run them, on one PostgreSQL log
+    url = postgres_server.new_database()
+    servers = [
+        start_server(
+            workers="1",
+            prediction_log_url=url,
+            multiproc_dir=str(tmp_path / f"metrics-{i}"),
+            monitor_interval_seconds="1",
+            drift_window="100",
+            drift_min_records="10",
+        )
+        for i in range(2)
+    ]
+    first, second = servers
+    # When predictions are made on the first, and their feedback sent to the second
+    records = generated_records(40, seed=5)
+    predictions = _post(first, "/api/v1/predict", {"inputs": records})["predictions"]
+    items = [{"prediction_id": p["prediction_id"], "actual_yield": 0.9} for p in predictions]
+    answer = _post(second, "/api/v1/feedback", {"feedback": items})
+    # Then the second finds every one: recorded, and each can be read from either instance
+    assert [r["status"] for r in answer["results"]] == ["recorded"] * 40
+    for prediction in predictions[::7]:
+        for server in servers:
+            found = httpx.get(f"{server.url}/api/v1/predictions/{prediction['prediction_id']}")
+            assert found.status_code == 200
+            assert found.json()["predicted_yield"] == prediction["predicted_yield"]
+            assert found.json()["feedback"]["actual_yield"] == 0.9
+    # And exactly one instance runs the monitoring job and exports its gauges, computed
+    # from what was predicted
+    _wait_for(
+        lambda: any(s.scrape().value("mlapi_drift_window_records", **V) == 40 for s in servers),
+        "the monitoring job's numbers",
+        first,
+    )
+    time.sleep(2)  # two more intervals: an instance that also ran the job would show it now
+    exporting = [s for s in servers if s.scrape().series("mlapi_drift_window_records")]
+    assert len(exporting) == 1
+    expected = window_drift(load_model(), records, [p["predicted_yield"] for p in predictions])
+    assert exporting[0].scrape().value("mlapi_input_drift_psi", **V, feature="A6") == (
+        pytest.approx(expected["A6"], rel=1e-9)
+    )
+    assert exporting[0].scrape().value("mlapi_recent_feedback_records", **V) == 40

@@ -19,12 +19,54 @@ def test_the_prediction_log_defaults_to_the_users_data_directory(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # The tests point every app at their own log; here, the default as a user would get it
-    monkeypatch.delenv("MLAPI_PREDICTION_LOG_PATH")
+    monkeypatch.delenv("MLAPI_PREDICTION_LOG_URL")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert Settings().prediction_log_path == tmp_path / "xdg" / "mlapi" / "predictions.db"
+    assert Settings().prediction_log_url == f"sqlite://{tmp_path}/xdg/mlapi/predictions.db"
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert Settings().prediction_log_path == tmp_path / ".local/share/mlapi/predictions.db"
+    assert Settings().prediction_log_url == f"sqlite://{tmp_path}/.local/share/mlapi/predictions.db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///var/lib/mlapi/predictions.db", "sqlite:////var/lib/mlapi/predictions.db",
+     "postgresql://mlapi:secret@db.internal:5432/mlapi", "postgres://mlapi@db/mlapi",
+     "postgresql:///mlapi?host=/run/postgresql"],
+)  # fmt: skip
+def test_the_prediction_log_url_names_a_sqlite_file_or_a_postgresql_database(url: str) -> None:
+    assert Settings(prediction_log_url=url).prediction_log_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("sqlite://predictions.db", "must be sqlite:///ABSOLUTE/PATH"),
+     ("sqlite:///var/lib/mlapi/", "must be sqlite:///ABSOLUTE/PATH"),
+     ("mysql://root@db/mlapi", "must start with sqlite:/// or postgresql://"),
+     ("/var/lib/mlapi/predictions.db", "must start with sqlite:/// or postgresql://"),
+     ("postgresql://mlapi:secret@db/mlapi?sslmode", "not a valid PostgreSQL connection URL")],
+)  # fmt: skip
+def test_a_bad_prediction_log_url_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("MLAPI_PREDICTION_LOG_URL", url)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    described = describe_settings_error(error.value)
+    assert described.startswith("MLAPI_PREDICTION_LOG_URL: ")
+    assert message in described
+    assert url not in described  # it may hold a password
+
+
+def test_the_replaced_log_path_setting_is_refused_naming_its_successor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ignored, it would start an empty log somewhere else
+    monkeypatch.setenv("MLAPI_PREDICTION_LOG_PATH", "/var/lib/mlapi/predictions.db")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "MLAPI_PREDICTION_LOG_URL=sqlite:///var/lib/mlapi/predictions.db" in (
+        describe_settings_error(error.value)
+    )
 
 
 def test_environment_overrides_with_the_mlapi_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,7 +91,7 @@ def test_environment_overrides_with_the_mlapi_prefix(monkeypatch: pytest.MonkeyP
         ("port", 0), ("port", 65536), ("workers", 0), ("max_records", 0),
         ("max_body_bytes", 100), ("log_level", "verbose"), ("log_format", "xml"),
         ("multiproc_dir", "metrics"), ("multiproc_dir", "/"), ("graceful_timeout", 0),
-        ("predict_threads", 0), ("prediction_log_path", "predictions.db"),
+        ("predict_threads", 0), ("prediction_log_url", "predictions.db"),
         ("prediction_log_sync", "off"), ("prediction_log_max_rows", 999),
         ("prediction_log_max_age_days", 0), ("monitor_interval_seconds", 0.5),
         ("drift_window", 9), ("drift_min_records", 9), ("accuracy_window", 0),

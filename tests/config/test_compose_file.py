@@ -116,12 +116,14 @@ def test_api_keeps_its_prediction_log_on_a_named_volume_its_user_owns(
     compose: dict[str, Any], root: Path
 ) -> None:
     mlapi = compose["services"]["mlapi"]
-    log_path = PurePosixPath(mlapi["environment"]["MLAPI_PREDICTION_LOG_PATH"])
+    log_url = mlapi["environment"]["MLAPI_PREDICTION_LOG_URL"]
+    assert log_url.startswith("sqlite:///")
+    log_path = PurePosixPath(log_url.removeprefix("sqlite://"))
     assert mount_target(mlapi, "mlapi-data") == str(log_path.parent)
     assert "mlapi-data" in compose["volumes"]
     # The image's default is the same file, so that `docker run` keeps it there too.
     env = " ".join(dockerfile_instruction(root, "ENV"))
-    assert f"MLAPI_PREDICTION_LOG_PATH={log_path}" in env.split()
+    assert f"MLAPI_PREDICTION_LOG_URL={log_url}" in env.split()
     # A new named volume takes the owner of the image's directory: the service's user.
     (user,) = dockerfile_instruction(root, "USER")
     uid, gid = user.split(":")
