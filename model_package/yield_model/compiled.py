@@ -1,20 +1,15 @@
 """The fitted numeric steps of the pipeline as plain array operations, for small batches.
 
-After parsing, the packaged pipeline adds step durations, drops near-constant columns,
-imputes medians with missing-value indicators and sums a gradient-boosted ensemble of
-regression trees. For a handful of records, scikit-learn spends most of its time on input
-checks around each step, not on the arithmetic. ``compile_tail`` rebuilds those steps from
-their public fitted attributes (``keep_``, ``statistics_``, ``indicator_.features_``,
-``init_``, ``estimators_``, each tree's ``tree_`` arrays) as a few NumPy operations that
-walk every tree at once, and returns None for any other kind of pipeline.
-
-It is the second implementation of what ``Pipeline.predict`` computes, kept because it is
-faster on the whole request (benchmarks/README.md) and checked against it: ``verified_tail``
-compares both, bit for bit, on probe rows that reach every leaf, and a model whose compiled
-steps differ from scikit-learn's predicts with scikit-learn alone. The arithmetic follows
-scikit-learn's own: inputs to the trees in float32 compared with float64 thresholds, each
-tree's leaf value scaled by the learning rate and added in stage order to the initial
-prediction.
+For a few records, scikit-learn spends most of a prediction on input checks around each step.
+``compile_tail`` rebuilds the steps after parsing (step durations, near-constant columns
+dropped, median imputation with indicators, gradient-boosted trees) from their public fitted
+attributes (``keep_``, ``statistics_``, ``indicator_.features_``, ``init_``, ``estimators_``,
+each tree's ``tree_`` arrays) as NumPy operations that walk every tree at once; any other
+kind of pipeline gets None. It is a second implementation of ``Pipeline.predict``, kept for
+its whole-request speed (benchmarks/README.md) and checked against it: ``verified_tail``
+compares the two bit for bit on probe rows that take both sides of the trees' splits, and
+drops the compiled steps if they differ. The arithmetic is scikit-learn's: float32 inputs
+against float64 thresholds, each leaf value times the learning rate added in stage order.
 """
 
 import logging
@@ -93,19 +88,16 @@ def _forest(model: GradientBoostingRegressor, n_features: int) -> _Forest | None
     shape = (len(trees), n_nodes)
     feature = np.zeros(shape, dtype=np.intp)
     threshold = np.zeros(shape, dtype=np.float64)
-    left = np.tile(np.arange(n_nodes, dtype=np.intp), (len(trees), 1))
+    # Node positions in the flattened arrays; a leaf (or padding) points at itself.
+    left = np.arange(n_nodes, dtype=np.intp) + n_nodes * np.arange(len(trees))[:, None]
     right = left.copy()
     value = np.zeros(shape, dtype=np.float64)
     for i, s in enumerate(structures):
-        count = s.node_count
-        split = s.children_left != _LEAF
-        offset = i * n_nodes
+        count, split = s.node_count, s.children_left != _LEAF
         feature[i, :count] = np.where(split, s.feature, 0)
         threshold[i, :count] = s.threshold
-        left[i, :count] = np.where(split, s.children_left, np.arange(count)) + offset
-        right[i, :count] = np.where(split, s.children_right, np.arange(count)) + offset
-        left[i, count:] += offset
-        right[i, count:] += offset
+        left[i, :count] = np.where(split, s.children_left + i * n_nodes, left[i, :count])
+        right[i, :count] = np.where(split, s.children_right + i * n_nodes, right[i, :count])
         value[i, :count] = s.value[:, 0, 0]
     init = float(np.asarray(model.init_.predict(np.zeros((1, n_features)))).ravel()[0])
     return _Forest(
