@@ -39,14 +39,30 @@ def prometheus_config() -> dict[str, Any]:
     return parsed
 
 
+PROMETHEUS_TYPE = "prometheus"
+POSTGRES_TYPE = "grafana-postgresql-datasource"
+
+
 @pytest.fixture(scope="session")
-def datasource() -> dict[str, Any]:
-    """The one data source Grafana is provisioned with."""
+def datasources() -> dict[str, dict[str, Any]]:
+    """The data sources Grafana is provisioned with, by type: one of each."""
     files = sorted((ROOT / "grafana" / "provisioning" / "datasources").glob("*.y*ml"))
     sources = [source for path in files for source in load_yaml(path)["datasources"]]
-    assert len(sources) == 1, f"expected one provisioned data source, found {len(sources)}"
-    found: dict[str, Any] = sources[0]
-    return found
+    types = sorted(source["type"] for source in sources)
+    assert types == sorted([PROMETHEUS_TYPE, POSTGRES_TYPE]), f"provisioned data sources: {types}"
+    return {source["type"]: source for source in sources}
+
+
+@pytest.fixture(scope="session")
+def datasource(datasources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The Prometheus data source."""
+    return datasources[PROMETHEUS_TYPE]
+
+
+@pytest.fixture(scope="session")
+def postgres_datasource(datasources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The PostgreSQL data source: the prediction log."""
+    return datasources[POSTGRES_TYPE]
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 MONITORING = ("prometheus", "grafana", "cadvisor")
+POSTGRES_PORT = 5432
+INIT_DIR = "/docker-entrypoint-initdb.d"
+PASSWORDS = ("POSTGRES_PASSWORD", "POSTGRES_GRAFANA_PASSWORD")
+CREATED_ROLE = re.compile(r"^CREATE ROLE (\w+) LOGIN PASSWORD :'password';$", re.MULTILINE)
 PINNED_TAG = re.compile(r":v?\d+\.\d+\.\d+$")
 INTERPOLATED = re.compile(r"\$\{(\w+)")
 
@@ -52,8 +57,8 @@ def test_file_has_no_version_key(compose: dict[str, Any]) -> None:
     assert "version" not in compose
 
 
-def test_stack_has_the_four_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"mlapi", *MONITORING}
+def test_stack_has_the_five_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"mlapi", "postgres", *MONITORING}
 
 
 @pytest.mark.parametrize("name", MONITORING)
@@ -112,23 +117,100 @@ def test_api_runs_as_non_root_on_a_read_only_filesystem(
     assert "/tmp" in mlapi["tmpfs"]
 
 
-def test_api_keeps_its_prediction_log_on_a_named_volume_its_user_owns(
+def test_image_default_log_is_on_a_named_volume_its_user_owns(
     compose: dict[str, Any], root: Path
 ) -> None:
-    mlapi = compose["services"]["mlapi"]
-    log_url = mlapi["environment"]["MLAPI_PREDICTION_LOG_URL"]
-    assert log_url.startswith("sqlite:///")
-    log_path = PurePosixPath(log_url.removeprefix("sqlite://"))
-    assert mount_target(mlapi, "mlapi-data") == str(log_path.parent)
+    # The image's own default (SQLite), kept on a volume: the log of a release before
+    # PostgreSQL stays there, to be copied over.
+    env = " ".join(dockerfile_instruction(root, "ENV")).split()
+    (setting,) = [e for e in env if e.startswith("MLAPI_PREDICTION_LOG_URL=")]
+    log_path = PurePosixPath(setting.split("=", 1)[1].removeprefix("sqlite://"))
+    assert mount_target(compose["services"]["mlapi"], "mlapi-data") == str(log_path.parent)
     assert "mlapi-data" in compose["volumes"]
-    # The image's default is the same file, so that `docker run` keeps it there too.
-    env = " ".join(dockerfile_instruction(root, "ENV"))
-    assert f"MLAPI_PREDICTION_LOG_URL={log_url}" in env.split()
     # A new named volume takes the owner of the image's directory: the service's user.
     (user,) = dockerfile_instruction(root, "USER")
     uid, gid = user.split(":")
     runs = dockerfile_instruction(root, "RUN")
     assert any(f"install -d -o {uid} -g {gid} -m 0750 {log_path.parent}" in run for run in runs)
+
+
+def test_api_logs_to_the_postgres_service_once_it_is_healthy(compose: dict[str, Any]) -> None:
+    mlapi, postgres = compose["services"]["mlapi"], compose["services"]["postgres"]
+    url = urlsplit(mlapi["environment"]["MLAPI_PREDICTION_LOG_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", POSTGRES_PORT)
+    assert url.username == postgres["environment"]["POSTGRES_USER"]
+    assert url.path == "/" + postgres["environment"]["POSTGRES_DB"]
+    # The password reaches libpq as PGPASSWORD: the URL holds none, and the two services
+    # read the same variable.
+    assert url.password is None
+    assert mlapi["environment"]["PGPASSWORD"] == postgres["environment"]["POSTGRES_PASSWORD"]
+    assert mlapi["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_postgres_is_the_major_version_the_api_tests_run_against(
+    compose: dict[str, Any], root: Path
+) -> None:
+    # mlapi's PostgreSQL tests start Debian's server, which .ci/run installs.
+    image = compose["services"]["postgres"]["image"]
+    assert image == "postgres:15-bookworm"
+    assert "/usr/lib/postgresql/15/bin/" in (root / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_postgres_is_reached_on_the_compose_network_only(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    assert "ports" not in postgres
+    assert "network_mode" not in postgres
+
+
+def test_postgres_keeps_its_data_on_a_named_volume(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    assert mount_target(postgres, "postgres-data") == "/var/lib/postgresql/data"
+    assert "postgres-data" in compose["volumes"]
+
+
+@pytest.mark.parametrize("name", PASSWORDS)
+def test_database_passwords_have_no_default(compose: dict[str, Any], name: str) -> None:
+    value = compose["services"]["postgres"]["environment"][name]
+    # ${VAR:?message}: compose stops with the message when VAR is unset or empty.
+    assert value.startswith(f"${{{name}:?{name} ")
+    assert value.endswith("}")
+    assert value.count("$") == 1
+
+
+def test_postgres_is_healthy_once_it_answers_over_tcp(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    test = postgres["healthcheck"]["test"]
+    env = postgres["environment"]
+    assert test[:2] == ["CMD", "pg_isready"]
+    # The image's first-start server listens on a Unix socket only: TCP means initialised.
+    assert "--host=127.0.0.1" in test
+    assert f"--username={env['POSTGRES_USER']}" in test
+    assert f"--dbname={env['POSTGRES_DB']}" in test
+
+
+def test_grafana_reads_the_log_as_the_role_the_init_script_creates(
+    compose: dict[str, Any], postgres_datasource: dict[str, Any], root: Path
+) -> None:
+    services = compose["services"]
+    postgres = services["postgres"]
+    init_dir = mount_target(postgres, "./postgres/initdb")
+    assert init_dir == INIT_DIR
+    scripts = sorted((root / "postgres" / "initdb").iterdir())
+    assert [path.name for path in scripts] == ["grafana-role.sh"]
+    # Executable, so that the image runs it rather than sourcing it into its own shell.
+    assert scripts[0].stat().st_mode & stat.S_IXUSR
+    roles = CREATED_ROLE.findall(scripts[0].read_text(encoding="utf-8"))
+    assert roles == [postgres_datasource["user"]]
+    assert postgres_datasource["user"] != postgres["environment"]["POSTGRES_USER"]
+    assert postgres_datasource["url"] == f"postgres:{POSTGRES_PORT}"
+    assert postgres_datasource["jsonData"]["database"] == postgres["environment"]["POSTGRES_DB"]
+    # The data source's password is an environment variable of Grafana's container, given
+    # the same compose variable as the one the init script sets the role's password from.
+    password = postgres_datasource["secureJsonData"]["password"]
+    assert password == "$POSTGRES_GRAFANA_PASSWORD"
+    given = services["grafana"]["environment"]["POSTGRES_GRAFANA_PASSWORD"]
+    assert given == postgres["environment"]["POSTGRES_GRAFANA_PASSWORD"]
+    assert services["grafana"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
 
 def test_api_healthcheck_is_the_images(compose: dict[str, Any], root: Path) -> None:
@@ -152,6 +234,7 @@ def test_health_conditions_wait_for_services_that_have_a_healthcheck(
         for dependency, spec in service.get("depends_on", {}).items()
     ]
     assert ("grafana", "prometheus", "service_healthy") in conditions
+    assert ("mlapi", "postgres", "service_healthy") in conditions
     for _, dependency, condition in conditions:
         if condition == "service_healthy":
             has_own = "test" in services[dependency].get("healthcheck", {})
@@ -289,15 +372,56 @@ def run_config(
     )
 
 
+def environment_without(*names: str) -> dict[str, str]:
+    """This process' environment with the database passwords set, less ``names``."""
+    env = {**os.environ, **{name: f"test-{name.lower()}" for name in PASSWORDS}}
+    return {k: v for k, v in env.items() if k not in names}
+
+
 @pytest.mark.parametrize("password", ["a-test-password", None])
 def test_compose_loads_the_file_with_or_without_a_grafana_password(
     compose_cli: list[str], root: Path, tmp_path: Path, password: str | None
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"}
+    env = environment_without("GRAFANA_ADMIN_PASSWORD")
     if password:
         env["GRAFANA_ADMIN_PASSWORD"] = password
     result = run_config(compose_cli, root, env, tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", PASSWORDS)
+@pytest.mark.parametrize("empty", [False, True], ids=["unset", "empty"])
+def test_compose_refuses_to_start_without_a_database_password(
+    compose_cli: list[str], root: Path, tmp_path: Path, name: str, empty: bool
+) -> None:
+    env = environment_without(name)
+    if empty:
+        env[name] = ""
+    result = run_config(compose_cli, root, env, tmp_path)
+    assert result.returncode != 0
+    assert f"{name} is not set, put one in .env (see .env.example)" in result.stderr
+
+
+def test_compose_passes_a_password_on_as_given(
+    compose_cli: list[str], root: Path, tmp_path: Path
+) -> None:
+    # Characters a URL would need escaped reach both services unchanged.
+    password = "p@ss/w:rd?#%+= x"
+    env = {**environment_without(), "POSTGRES_PASSWORD": password}
+    env_file = tmp_path / "empty.env"
+    env_file.touch()
+    files = ["--env-file", str(env_file), "-f", str(root / "docker-compose.yml")]
+    resolved = subprocess.run(
+        [*compose_cli, *files, "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=True,
+    )
+    services = yaml.safe_load(resolved.stdout)["services"]
+    assert services["mlapi"]["environment"]["PGPASSWORD"] == password
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
 
 
 def _run_grafana_entrypoint(

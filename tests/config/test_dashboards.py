@@ -1,9 +1,9 @@
-"""grafana/dashboards: well-formed, tied to the provisioned data source, queries that parse and
-name only metrics that exist.
+"""grafana/dashboards: well-formed, tied to the provisioned data sources, queries that parse and
+name only metrics and tables that exist.
 
-Whether the API dashboard's queries return data is the stack test's job (tests/stack); the
-Containers dashboard cannot be run against cAdvisor here, so its queries are evaluated by
-promtool on series shaped like cAdvisor's.
+Whether the API dashboard's queries (PromQL and SQL) return data is the stack test's job
+(tests/stack); the Containers dashboard cannot be run against cAdvisor here, so its queries are
+evaluated by promtool on series shaped like cAdvisor's.
 """
 
 import itertools
@@ -13,12 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pglast
+import pglast.visitors
 import promql_parser
 import pytest
 import yaml
 
 API = "yield-model-api.json"
 CONTAINERS = "containers.json"
+# Grafana's plugin ids of the two provisioned data sources.
+PROMETHEUS_TYPE = "prometheus"
+POSTGRES_TYPE = "grafana-postgresql-datasource"
 
 # The API's metrics (mlapi/mlapi/metrics.py), with the series each type exposes.
 API_COUNTERS = {
@@ -58,6 +63,12 @@ API_METRICS = (
     | {f"{h}_{s}" for h in API_HISTOGRAMS for s in ("bucket", "sum", "count")}
     | {f"{h}_{s}" for h in API_SUMMARIES for s in ("sum", "count")}
 )
+# The prediction log's tables (mlapi/mlapi/prediction_log/postgres.py, MIGRATIONS).
+LOG_TABLES = {"predictions", "feedback"}
+# Grafana's SQL macros, as its PostgreSQL data source expands them (the stack test expands them
+# the same way): $__timeFilter(column) is column BETWEEN the range's start AND its end.
+TIME_FILTER = re.compile(r"\$__timeFilter\((\w+(?:\.\w+)?)\)")
+SQL_RANGE = ("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z")
 # Written by Prometheus itself for every scrape target.
 PROMETHEUS_METRICS = {"up"}
 
@@ -171,14 +182,32 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) of every panel target and of every variable's label_values selector."""
+    """(where, PromQL) of every Prometheus target and of every variable's label_values
+    selector."""
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
-            yield f"{panel['title']} {target['refId']}", target["expr"]
+            if target["datasource"]["type"] == PROMETHEUS_TYPE:
+                yield f"{panel['title']} {target['refId']}", target["expr"]
     for variable in dashboard["templating"]["list"]:
         match = LABEL_VALUES.match(variable["definition"])
         assert match, f"variable {variable['name']} is not a label_values() query"
         yield f"variable {variable['name']}", match["selector"]
+
+
+def sql_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, target) of every PostgreSQL target."""
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            if target["datasource"]["type"] == POSTGRES_TYPE:
+                yield f"{panel['title']} {target['refId']}", target
+
+
+def expanded_sql(sql: str) -> str:
+    """The SQL with Grafana's macros expanded for the range SQL_RANGE."""
+    start, end = SQL_RANGE
+    sql = TIME_FILTER.sub(lambda m: f"{m[1]} BETWEEN '{start}' AND '{end}'", sql)
+    assert "$" not in sql, f"a Grafana macro or variable the tests do not expand in {sql!r}"
+    return sql
 
 
 def substituted(dashboard: dict[str, Any], expr: str) -> str:
@@ -251,19 +280,59 @@ def test_panels_are_grouped_in_rows(dashboards: dict[str, dict[str, Any]], name:
 
 
 @pytest.mark.parametrize("name", [API, CONTAINERS])
-def test_everything_uses_the_provisioned_datasource(
-    dashboards: dict[str, dict[str, Any]], datasource: dict[str, Any], name: str
+def test_everything_uses_a_provisioned_datasource(
+    dashboards: dict[str, dict[str, Any]], datasources: dict[str, dict[str, Any]], name: str
 ) -> None:
     dashboard = dashboards[name]
-    expected = {"type": "prometheus", "uid": datasource["uid"]}
+    provisioned = [{"type": kind, "uid": source["uid"]} for kind, source in datasources.items()]
     for panel in panels(dashboard):
         if panel["type"] == "row":
             continue
-        assert panel["datasource"] == expected, panel["title"]
+        assert panel["datasource"] in provisioned, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"] == expected, f"{panel['title']} {target['refId']}"
+            # One data source per panel, and the query in the field that source reads.
+            assert target["datasource"] == panel["datasource"], f"{panel['title']}"
+            query = "expr" if target["datasource"]["type"] == PROMETHEUS_TYPE else "rawSql"
+            assert target[query], f"{panel['title']} {target['refId']}"
+    prometheus = {"type": PROMETHEUS_TYPE, "uid": datasources[PROMETHEUS_TYPE]["uid"]}
     for variable in dashboard["templating"]["list"]:
-        assert variable["datasource"] == expected, variable["name"]
+        assert variable["datasource"] == prometheus, variable["name"]
+
+
+def test_only_the_api_dashboard_reads_the_prediction_log(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    assert [where for where, _ in sql_queries(dashboards[API])] == [
+        "Latest predictions and their measured yields A"
+    ]
+    assert not list(sql_queries(dashboards[CONTAINERS]))
+
+
+def test_every_sql_query_is_one_select_of_the_log_tables(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    # PostgreSQL's own parser (libpg_query, through pglast).
+    for where, target in sql_queries(dashboards[API]):
+        assert (target["format"], target["rawQuery"], target["editorMode"]) == (
+            "table",
+            True,
+            "code",
+        ), where
+        (statement,) = pglast.parse_sql(expanded_sql(target["rawSql"]))
+        assert isinstance(statement.stmt, pglast.ast.SelectStmt), where
+        tables = pglast.visitors.referenced_relations(statement)
+        assert tables, where
+        assert tables <= LOG_TABLES, f"{where}: {tables}"
+
+
+def test_sql_macros_are_expanded_or_refused() -> None:
+    assert expanded_sql("SELECT 1 WHERE $__timeFilter(p.created_at)") == (
+        "SELECT 1 WHERE p.created_at BETWEEN '2024-01-01T00:00:00Z' AND '2024-01-01T01:00:00Z'"
+    )
+    with pytest.raises(AssertionError, match="do not expand"):
+        expanded_sql("SELECT $__timeGroup(created_at, '1m')")
+    with pytest.raises(pglast.parser.ParseError):
+        pglast.parse_sql(expanded_sql("SELECT FROM WHERE"))
 
 
 @pytest.mark.parametrize("name", [API, CONTAINERS])

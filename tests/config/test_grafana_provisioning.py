@@ -102,8 +102,12 @@ FILES = sorted(PROVISIONING.glob("*/*.y*ml"))
 SCHEMAS = {"datasources": DATASOURCES_SCHEMA, "dashboards": DASHBOARDS_SCHEMA}
 
 
-def test_there_is_one_datasources_file_and_one_dashboards_file() -> None:
-    assert sorted(path.parent.name for path in FILES) == ["dashboards", "datasources"]
+def test_there_are_two_datasources_files_and_one_dashboards_file() -> None:
+    assert sorted(path.relative_to(PROVISIONING).as_posix() for path in FILES) == [
+        "dashboards/dashboards.yml",
+        "datasources/postgres.yml",
+        "datasources/prometheus.yml",
+    ]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda path: f"{path.parent.name}/{path.name}")
@@ -140,6 +144,29 @@ def test_datasource_is_the_fixed_default_prometheus(datasource: dict[str, Any]) 
     assert datasource["uid"]
     assert datasource["isDefault"] is True
     assert datasource["editable"] is False
+
+
+def test_prediction_log_datasource_is_fixed_and_not_the_default(
+    postgres_datasource: dict[str, Any], datasource: dict[str, Any]
+) -> None:
+    assert postgres_datasource["uid"] != datasource["uid"]
+    assert postgres_datasource["isDefault"] is False
+    assert postgres_datasource["editable"] is False
+    # Over the compose network only: nothing outside the stack reaches the database.
+    assert postgres_datasource["jsonData"]["sslmode"] == "disable"
+    # The password is Grafana's $VAR interpolation of its environment, never a value here.
+    assert set(postgres_datasource["secureJsonData"]) == {"password"}
+    assert postgres_datasource["secureJsonData"]["password"].startswith("$")
+    assert "password" not in postgres_datasource["jsonData"]
+
+
+def test_prediction_log_datasource_is_the_image_postgresql_version(
+    postgres_datasource: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    # Grafana's postgresVersion: major * 100 (1500 for 15); it decides which functions the
+    # query editor offers.
+    major = compose["services"]["postgres"]["image"].split(":")[1].split("-")[0]
+    assert postgres_datasource["jsonData"]["postgresVersion"] == int(major) * 100
 
 
 def test_datasource_scrape_interval_is_prometheus(

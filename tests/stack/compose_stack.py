@@ -1,5 +1,7 @@
 """Driving docker-compose.yml from the tests: the compose command, the running stack, waits."""
 
+import csv
+import io
 import os
 import shutil
 import socket
@@ -22,7 +24,7 @@ BUILD_WITHIN_S = 3600
 
 @dataclass(frozen=True)
 class Stack:
-    """A running mlapi + Prometheus of docker-compose.yml."""
+    """A running mlapi + PostgreSQL + Prometheus of docker-compose.yml."""
 
     compose: list[str]
     project: str
@@ -65,6 +67,40 @@ class Stack:
             },
         )
         return found
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    """What psql printed for a query: its column names and rows, every value as text."""
+
+    columns: list[str]
+    rows: list[list[str]]
+
+
+def psql(stack: Stack, sql: str, *, user: str, password: str) -> SqlResult:
+    """Run one SQL statement on the stack's database as ``user``, over the compose network as
+    the other services connect, with psql in the postgres container; fails the test on an
+    error."""
+    done = try_psql(stack, sql, user=user, password=password)
+    assert done.returncode == 0, f"{sql}\n{done.stderr}"
+    header, *rows = csv.reader(io.StringIO(done.stdout))
+    return SqlResult(header, rows)
+
+
+def try_psql(
+    stack: Stack, sql: str, *, user: str, password: str
+) -> subprocess.CompletedProcess[str]:
+    """psql's exit status, output and errors for one statement (see ``psql``)."""
+    command = [
+        "psql", "--no-psqlrc", "--csv", "--set=ON_ERROR_STOP=1", "--host=postgres",
+        f"--username={user}", "--dbname=mlapi", "--command", sql,
+    ]  # fmt: skip
+    code, (out, err) = stack.container("postgres").exec_run(
+        command, environment={"PGPASSWORD": password}, demux=True
+    )
+    return subprocess.CompletedProcess(
+        command, code, (out or b"").decode(), (err or b"").decode(errors="replace")
+    )
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -1,4 +1,5 @@
-"""The stack under test: mlapi and Prometheus started from docker-compose.yml, torn down after.
+"""The stack under test: mlapi, PostgreSQL and Prometheus started from docker-compose.yml, torn
+down after.
 
 Needs a Docker engine and a compose command (`docker compose` or `docker-compose`). Without
 them the stack tests are skipped, except under CI=true, where they fail.
@@ -23,7 +24,8 @@ from compose_stack import (
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Build the API image, start mlapi and Prometheus, and remove everything afterwards."""
+    """Build the API image, start mlapi, PostgreSQL and Prometheus, and remove everything
+    afterwards."""
     try:
         client = docker.from_env()
         client.ping()
@@ -43,6 +45,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # A tag of this run's own, so that concurrent runs and a developer's image don't mix.
         "MLAPI_IMAGE_TAG": f"stacktest-{run_id}",
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        # With characters a URL would need escaped: the API gets it as PGPASSWORD.
+        "POSTGRES_PASSWORD": f"{secrets.token_urlsafe(16)}@/:?#%",
+        "POSTGRES_GRAFANA_PASSWORD": f"{secrets.token_urlsafe(16)}'\" ;",
         "MLAPI_HOST_PORT": str(free_port()),
         "PROMETHEUS_HOST_PORT": str(free_port()),
         # Two workers whatever the machine, so /metrics sums over processes as in production.
@@ -66,8 +71,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert built.returncode == 0, (
             f"image build failed:\n{built.stdout[-4000:]}{built.stderr[-4000:]}"
         )
+        # postgres starts first, as mlapi depends on it.
         started = stack.run("up", "-d", "mlapi", "prometheus")
         assert started.returncode == 0, f"compose up failed:\n{started.stderr}"
+        wait_healthy(stack, "postgres")
         wait_healthy(stack, "mlapi")
         wait_healthy(stack, "prometheus")
         wait_scraped(stack)

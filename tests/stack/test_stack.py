@@ -1,6 +1,8 @@
 """The stack, for real: predictions and their measured yields through the API, then every
 query of the "Yield model API" dashboard asked of the live Prometheus, each required to return
-data; a shifted batch read as drift; the API killed and started again, losing nothing.
+data, and every SQL query of it run on the live PostgreSQL as Grafana's read-only role; the
+predictions and feedback on record in PostgreSQL; a shifted batch read as drift; the API killed
+and started again, losing nothing.
 
 The queries are read from the dashboard file, so a panel added there is tested here.
 """
@@ -14,13 +16,14 @@ import shlex
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
 import yaml
-from compose_stack import Stack, wait_healthy
+from compose_stack import SqlResult, Stack, psql, try_psql, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DASHBOARD = ROOT / "grafana" / "dashboards" / "yield-model-api.json"
@@ -40,6 +43,24 @@ YIELD_SPAN = (0.6, 1.05)
 USUAL_MEAN = (0.87, 1.0)
 # The drift thresholds the README documents (yield_model.drift): watch, act.
 PSI_WATCH, PSI_ACT = 0.1, 0.25
+# The roles of docker-compose.yml's postgres service: the API's (the owner) and Grafana's.
+API_ROLE, GRAFANA_ROLE = "mlapi", "grafana"
+POSTGRES_TYPE = "grafana-postgresql-datasource"
+# Grafana's $__timeFilter(column), as its PostgreSQL data source expands it.
+TIME_FILTER = re.compile(r"\$__timeFilter\((\w+(?:\.\w+)?)\)")
+# What each SQL panel of the API dashboard shows, by title: its columns, in order.
+SQL_PANEL_COLUMNS = {
+    "Latest predictions and their measured yields": [
+        "time",
+        "sample_id",
+        "model_version",
+        "predicted_yield",
+        "measured_yield",
+        "error",
+        "measured_at",
+        "prediction_id",
+    ],
+}
 
 
 def version_of(path: str) -> str:
@@ -52,8 +73,9 @@ API_VERSION = version_of("mlapi/mlapi/VERSION")
 
 def rate_interval() -> str:
     """Grafana's $__rate_interval for the provisioned data source: four scrape intervals."""
-    (path,) = (ROOT / "grafana" / "provisioning" / "datasources").glob("*.y*ml")
-    (source,) = yaml.safe_load(path.read_text(encoding="utf-8"))["datasources"]
+    paths = (ROOT / "grafana" / "provisioning" / "datasources").glob("*.y*ml")
+    sources = [s for path in paths for s in yaml.safe_load(path.read_text())["datasources"]]
+    (source,) = [s for s in sources if s["type"] == "prometheus"]
     seconds = re.fullmatch(r"(\d+)s", source["jsonData"]["timeInterval"])
     assert seconds, "timeInterval is expected in seconds"
     return f"{4 * int(seconds[1])}s"
@@ -67,8 +89,33 @@ def dashboard_queries() -> Iterator[tuple[str, str, str]]:
     assert names <= set(values), f"no test value for dashboard variables {names - set(values)}"
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
+            if target["datasource"]["type"] != "prometheus":
+                continue
             expr = re.sub(r"\$(\w+)", lambda m: values[m[1]], target["expr"])
             yield f"{panel['title']} / {target['legendFormat']}", target["legendFormat"], expr
+
+
+def dashboard_sql() -> Iterator[tuple[str, str]]:
+    """(panel title, SQL) of every PostgreSQL target, for the last hour up to now."""
+    dashboard = json.loads(API_DASHBOARD.read_text(encoding="utf-8"))
+    now = datetime.now(UTC)
+    start, end = (t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for t in (now - timedelta(hours=1), now))
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            if target["datasource"]["type"] == POSTGRES_TYPE:
+                sql = TIME_FILTER.sub(
+                    lambda m: f"{m[1]} BETWEEN '{start}' AND '{end}'", target["rawSql"]
+                )
+                assert "$" not in sql, f"{panel['title']}: a macro this test does not expand"
+                yield panel["title"], sql
+
+
+def as_api(stack: Stack, sql: str) -> SqlResult:
+    return psql(stack, sql, user=API_ROLE, password=stack.env["POSTGRES_PASSWORD"])
+
+
+def as_grafana(stack: Stack, sql: str) -> SqlResult:
+    return psql(stack, sql, user=GRAFANA_ROLE, password=stack.env["POSTGRES_GRAFANA_PASSWORD"])
 
 
 def has_data(result: list[dict[str, Any]], may_be_zero: bool) -> bool:
@@ -315,6 +362,95 @@ def test_model_version_variable_lists_the_served_model(stack: Stack) -> None:
         params={"match[]": "mlapi_model_info"},
     )
     assert answer.json()["data"] == [MODEL_VERSION]
+
+
+def test_predictions_and_feedback_are_on_record_in_postgresql(stack: Stack, batch: Batch) -> None:
+    # Given a prediction request of 5 records, and the measured yield of 2 of them
+    answer = predict(stack, batch.records[-5:])
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    measured = {p["prediction_id"]: batch.yields[p["sample_id"]] for p in predictions[:2]}
+    assert {r["status"] for r in feedback(stack, list(measured.items()))} == {"recorded"}
+    # When the log is read in PostgreSQL, as the API's role
+    ids = ", ".join(f"'{p['prediction_id']}'" for p in predictions)
+    stored = as_api(
+        stack,
+        "SELECT id, sample_id, model_version, predicted_yield FROM predictions"
+        f" WHERE id IN ({ids}) ORDER BY seq",
+    )
+    fed_back = as_api(
+        stack, f"SELECT prediction_id, actual_yield FROM feedback WHERE prediction_id IN ({ids})"
+    )
+    # Then each prediction is one row, as answered, and each feedback one row
+    assert stored.rows == [
+        [p["prediction_id"], p["sample_id"], MODEL_VERSION, repr(p["predicted_yield"])]
+        for p in predictions
+    ]
+    assert {key: float(value) for key, value in fed_back.rows} == measured
+
+
+def test_every_api_dashboard_sql_query_runs_as_grafana(stack: Stack, batch: Batch) -> None:
+    # Given the newest predictions, the measured yields of 3 of them
+    answer = predict(stack, batch.records[:6])
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    measured = {p["prediction_id"]: batch.yields[p["sample_id"]] for p in predictions[:3]}
+    assert {r["status"] for r in feedback(stack, list(measured.items()))} == {"recorded"}
+    queries = dict(dashboard_sql())
+    assert set(queries) == set(SQL_PANEL_COLUMNS)
+    # When every SQL query of the dashboard runs as Grafana's data source runs it
+    results = {title: as_grafana(stack, sql) for title, sql in queries.items()}
+    # Then each has its columns, and the table starts with those predictions, newest first
+    for title, result in results.items():
+        assert result.columns == SQL_PANEL_COLUMNS[title], title
+        assert result.rows, title
+    table = results["Latest predictions and their measured yields"]
+    column = table.columns.index
+    newest = table.rows[: len(predictions)]
+    assert [row[column("prediction_id")] for row in newest] == [
+        p["prediction_id"] for p in reversed(predictions)
+    ]
+    for row, prediction in zip(newest, reversed(predictions), strict=True):
+        predicted = prediction["predicted_yield"]
+        assert float(row[column("predicted_yield")]) == predicted
+        assert row[column("sample_id")] == prediction["sample_id"]
+        actual = measured.get(prediction["prediction_id"])
+        if actual is None:
+            assert (row[column("measured_yield")], row[column("error")]) == ("", "")
+        else:
+            assert float(row[column("measured_yield")]) == actual
+            assert float(row[column("error")]) == predicted - actual
+            assert row[column("measured_at")]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM predictions",
+        "UPDATE feedback SET actual_yield = 0",
+        "CREATE TABLE notes (x int)",
+        "SET default_transaction_read_only = off; DELETE FROM feedback",
+    ],
+)
+def test_grafana_role_changes_nothing(stack: Stack, statement: str) -> None:
+    before = as_api(
+        stack, "SELECT (SELECT count(*) FROM predictions), (SELECT count(*) FROM feedback)"
+    )
+    refused = try_psql(
+        stack, statement, user=GRAFANA_ROLE, password=stack.env["POSTGRES_GRAFANA_PASSWORD"]
+    )
+    assert refused.returncode != 0
+    assert "permission denied" in refused.stderr or "read-only transaction" in refused.stderr
+    after = as_api(
+        stack, "SELECT (SELECT count(*) FROM predictions), (SELECT count(*) FROM feedback)"
+    )
+    assert after.rows == before.rows
+
+
+def test_grafana_role_needs_its_password(stack: Stack) -> None:
+    refused = try_psql(stack, "SELECT 1", user=GRAFANA_ROLE, password="not-the-password")
+    assert refused.returncode != 0
+    assert "password authentication failed" in refused.stderr
 
 
 # Last: it stops the API.
