@@ -7,10 +7,12 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import DATABASE_URL, TAG, put_image
 
+from yield_deploy.autoscaling import scale
 from yield_deploy.aws import Aws
 from yield_deploy.bootstrap import bootstrap
 from yield_deploy.database import READ_POLICY
 from yield_deploy.errors import SettingsError
+from yield_deploy.rollout import deploy
 from yield_deploy.settings import Settings
 
 MISSING_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlapi/missing-AbCdEf"
@@ -121,6 +123,34 @@ def test_another_secret_replaces_the_first_in_the_policy(aws: Aws, settings: Set
     assert [s["Resource"] for s in _read_policy(aws, settings)["Statement"]] == [other]
 
 
+@pytest.mark.parametrize(("desired", "most"), [(2, 5), (1, 2)])
+def test_several_tasks_without_the_secret_are_refused_saying_why(
+    aws: Aws, settings: Settings, desired: int, most: int
+) -> None:
+    """Given no secret and room for several tasks, then refused, and nothing is created."""
+    shared = settings.model_copy(
+        update={
+            "database_secret_arn": None,
+            "desired_count": desired,
+            "min_count": 1,
+            "max_count": most,
+        }
+    )
+
+    with pytest.raises(SettingsError) as refused:
+        bootstrap(aws, shared)
+
+    message = str(refused.value)
+    assert message.startswith(
+        f"the service may run {most} tasks (DEPLOY_DESIRED_COUNT {desired}, DEPLOY_MAX_COUNT"
+        f" {most}) but DEPLOY_DATABASE_SECRET_ARN (--database-secret-arn) is not set"
+    )
+    assert "each task keeps its own SQLite prediction log on its ephemeral storage" in message
+    assert "answered unknown" in message
+    assert "every deploy erases the log" in message
+    assert _nothing_created(aws, settings)
+
+
 def test_one_task_without_the_secret_keeps_its_log_in_the_task(
     aws: Aws, settings: Settings
 ) -> None:
@@ -160,3 +190,24 @@ def test_a_secret_scheduled_for_deletion_is_refused(aws: Aws, settings: Settings
         bootstrap(aws, settings.model_copy(update={"database_secret_arn": arn}))
 
     assert _nothing_created(aws, settings)
+
+
+def test_scale_and_a_template_deploy_without_the_secret_are_refused(
+    aws: Aws, settings: Settings
+) -> None:
+    """Given a service on the secret, when scaling or redeploying without it, then refused."""
+    _bootstrapped(aws, settings)
+    revisions = aws.ecs.list_task_definitions(familyPrefix=settings.task_family)
+    unshared = settings.model_copy(update={"database_secret_arn": None})
+
+    with pytest.raises(SettingsError, match=r"DEPLOY_DATABASE_SECRET_ARN .* is not set"):
+        scale(aws, unshared.model_copy(update={"desired_count": 4}))
+    with pytest.raises(SettingsError, match=r"DEPLOY_DATABASE_SECRET_ARN .* is not set"):
+        deploy(aws, unshared, from_template=True)
+
+    (service,) = aws.ecs.describe_services(cluster=settings.cluster, services=[settings.service])[
+        "services"
+    ]
+    assert service["desiredCount"] == 2
+    after = aws.ecs.list_task_definitions(familyPrefix=settings.task_family)
+    assert after["taskDefinitionArns"] == revisions["taskDefinitionArns"]

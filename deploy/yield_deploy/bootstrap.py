@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from yield_deploy import taskdef
 from yield_deploy.autoscaling import ensure_autoscaling
 from yield_deploy.aws import Aws, active_service, error_code, image_exists, repository_uri
-from yield_deploy.database import describe_secret, ensure_secret_access
+from yield_deploy.database import describe_secret, ensure_secret_access, require_shared_log
 from yield_deploy.errors import SettingsError
 from yield_deploy.settings import Settings
 
@@ -66,6 +66,7 @@ def bootstrap(aws: Aws, settings: Settings) -> Report:
 
     Settings that cannot work are refused before anything changes.
     """
+    require_shared_log(settings)
     secret = describe_secret(aws, settings)
     report = Report()
     ensure_repository(aws, settings, report.changes)

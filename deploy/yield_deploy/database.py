@@ -25,6 +25,22 @@ class DatabaseSecret:
     kms_key_arn: str | None
 
 
+def require_shared_log(settings: Settings) -> None:
+    """Refuse a service of several tasks that would each keep a prediction log of their own."""
+    if settings.database_secret_arn is not None or settings.most_tasks <= 1:
+        return
+    raise SettingsError(
+        f"the service may run {settings.most_tasks} tasks (DEPLOY_DESIRED_COUNT"
+        f" {settings.desired_count}, DEPLOY_MAX_COUNT {settings.max_count}) but"
+        " DEPLOY_DATABASE_SECRET_ARN (--database-secret-arn) is not set: without it each task"
+        " keeps its own SQLite prediction log on its ephemeral storage, so a feedback that"
+        " reaches another task than its prediction's is answered unknown, drift is computed per"
+        " task, and every deploy erases the log. Create the PostgreSQL database and its secret"
+        " (README: Releasing, The prediction log on PostgreSQL), or set DEPLOY_DESIRED_COUNT,"
+        " DEPLOY_MIN_COUNT and DEPLOY_MAX_COUNT to 1"
+    )
+
+
 def describe_secret(aws: Aws, settings: Settings) -> DatabaseSecret | None:
     """The secret the settings name, checked to exist and to be readable; None if none is set."""
     arn = settings.database_secret_arn
