@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import docker
@@ -20,6 +21,7 @@ REGION = "eu-west-1"
 # moto's server logs every request it answers; failures should show the test's own output.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 TAG = "0.1.0"
+DATABASE_URL = "postgresql://mlapi:not-a-real-password@mlapi-log.example:5432/mlapi"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,13 +73,7 @@ class Network:
 @pytest.fixture(scope="session")
 def network(moto_endpoint: str) -> Network:
     """A VPC with two subnets and a security group in moto, shared by the session's tests."""
-    ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    ec2 = client("ec2", moto_endpoint)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = tuple(
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
@@ -87,8 +83,28 @@ def network(moto_endpoint: str) -> Network:
     return Network(subnets=(subnets[0], subnets[1]), security_group=group)
 
 
+def client(service: str, endpoint: str) -> Any:
+    """A boto3 client of moto, for what the tests set up outside the tool."""
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="session")
+def database_secret(moto_endpoint: str) -> str:
+    """The ARN of a secret in moto holding a PostgreSQL URL, as the README creates it."""
+    created = client("secretsmanager", moto_endpoint).create_secret(
+        Name="mlapi/prediction-log-url", SecretString=DATABASE_URL
+    )
+    return str(created["ARN"])
+
+
 @pytest.fixture
-def settings(moto_endpoint: str, network: Network) -> Settings:
+def settings(moto_endpoint: str, network: Network, database_secret: str) -> Settings:
     """Settings of a deployment into moto that decides quickly, with names no other test uses.
 
     The server is shared rather than reset between tests: a reset makes moto rebuild its
@@ -110,6 +126,7 @@ def settings(moto_endpoint: str, network: Network) -> Settings:
         target_cpu=55,
         stability_timeout=2,
         poll_interval=0.05,
+        database_secret_arn=database_secret,
     )
 
 

@@ -36,6 +36,9 @@ def snapshot(aws: Aws, settings: Settings) -> dict[str, Any]:
         "role policies": aws.iam.list_attached_role_policies(RoleName=settings.execution_role)[
             "AttachedPolicies"
         ],
+        "role inline policies": aws.iam.list_role_policies(RoleName=settings.execution_role)[
+            "PolicyNames"
+        ],
         "cluster": aws.ecs.describe_clusters(clusters=[settings.cluster])["clusters"],
         "revisions": aws.ecs.list_task_definitions(familyPrefix=settings.task_family)[
             "taskDefinitionArns"
@@ -62,6 +65,7 @@ def test_first_run_without_an_image_creates_what_needs_none(aws: Aws, settings: 
         f"log group {settings.log_group}: kept 30 days",
         f"IAM role {role}",
         f"IAM role {role}: AmazonECSTaskExecutionRolePolicy attached",
+        f"IAM role {role}: may read secret {settings.database_secret_arn}",
         f"ECS cluster {settings.cluster}",
     ]
     assert report.waiting == (

@@ -39,6 +39,7 @@ def cli_env(settings: Settings, network: Network) -> dict[str, str]:
         "DEPLOY_REPOSITORY": settings.repository,
         "DEPLOY_SUBNETS": ",".join(network.subnets),
         "DEPLOY_SECURITY_GROUPS": network.security_group,
+        "DEPLOY_DATABASE_SECRET_ARN": str(settings.database_secret_arn),
     }
 
 
@@ -110,6 +111,24 @@ def test_bad_settings_exit_2_naming_each(cli_env: dict[str, str]) -> None:
         "error: invalid settings:",
         "DEPLOY_REGION (--region): Field required",
     ]
+
+
+def test_bootstrap_of_several_tasks_without_the_database_exits_2(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    """Given no DEPLOY_DATABASE_SECRET_ARN and 2-6 tasks, then exit 2 with why, nothing made."""
+    env = {k: v for k, v in cli_env.items() if k != "DEPLOY_DATABASE_SECRET_ARN"}
+
+    refused = run("bootstrap", env=env)
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.startswith(
+        "error: the service may run 6 tasks (DEPLOY_DESIRED_COUNT 2, DEPLOY_MAX_COUNT 6) but"
+        " DEPLOY_DATABASE_SECRET_ARN (--database-secret-arn) is not set: without it each task"
+        " keeps its own SQLite prediction log on its ephemeral storage"
+    )
+    found = connect(settings).ecr.describe_repositories()["repositories"]
+    assert settings.repository not in [repository["repositoryName"] for repository in found]
 
 
 def test_check_version_exit_status() -> None:

@@ -104,6 +104,15 @@ def test_token_without_password_is_refused(settings: Settings) -> None:
                 "authorizationData": [{"authorizationToken": token, "proxyEndpoint": "https://x"}]
             }
 
-    broken = Aws(ecr=Ecr(), ecs=None, logs=None, iam=None, autoscaling=None, partition="aws")
+    broken = Aws(
+        ecr=Ecr(),
+        ecs=None,
+        logs=None,
+        iam=None,
+        autoscaling=None,
+        secretsmanager=None,
+        kms=None,
+        partition="aws",
+    )
     with pytest.raises(PushError, match="without a password"):
         ecr_login(broken)

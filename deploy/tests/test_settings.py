@@ -94,6 +94,17 @@ def test_missing_names_are_reported_by_variable_and_flag(monkeypatch: pytest.Mon
             "DEPLOY_TARGET_CPU (--target-cpu): Input should be greater than 0",
         ),
         ("DEPLOY_IMAGE_TAG", "v1/2", "DEPLOY_IMAGE_TAG (--image-tag): String should match pattern"),
+        (
+            "DEPLOY_DATABASE_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlapi/url",
+            "DEPLOY_DATABASE_SECRET_ARN (--database-secret-arn): String should match pattern",
+        ),
+        (
+            "DEPLOY_DATABASE_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlapi/url-AbCdEf",
+            "DEPLOY_DATABASE_SECRET_ARN (--database-secret-arn): must be a secret in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
     ],
 )
 def test_unsafe_values_are_refused(

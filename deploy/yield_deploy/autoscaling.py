@@ -3,6 +3,7 @@
 from typing import Any
 
 from yield_deploy.aws import Aws, active_service
+from yield_deploy.database import require_shared_log
 from yield_deploy.errors import NotBootstrappedError
 from yield_deploy.settings import Settings
 
@@ -72,6 +73,7 @@ def ensure_autoscaling(aws: Aws, settings: Settings) -> list[str]:
 
 def scale(aws: Aws, settings: Settings) -> list[str]:
     """Set the service's desired count now, and its autoscaling bounds and policy."""
+    require_shared_log(settings)
     service = active_service(aws, settings)
     if service is None:
         raise NotBootstrappedError(

@@ -19,6 +19,8 @@ class Aws:
     logs: Any
     iam: Any
     autoscaling: Any
+    secretsmanager: Any
+    kms: Any
     partition: str
 
 
@@ -32,6 +34,8 @@ def connect(settings: Settings) -> Aws:
         logs=session.client("logs", **extra),
         iam=session.client("iam", **extra),
         autoscaling=session.client("application-autoscaling", **extra),
+        secretsmanager=session.client("secretsmanager", **extra),
+        kms=session.client("kms", **extra),
         partition=session.get_partition_for_region(settings.region),
     )
 

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from yield_deploy import taskdef
 from yield_deploy.autoscaling import ensure_autoscaling
 from yield_deploy.aws import Aws, active_service, error_code, image_exists, repository_uri
+from yield_deploy.database import describe_secret, ensure_secret_access, require_shared_log
 from yield_deploy.errors import SettingsError
 from yield_deploy.settings import Settings
 
@@ -61,11 +62,18 @@ class Report:
 
 
 def bootstrap(aws: Aws, settings: Settings) -> Report:
-    """Make sure every resource exists as set; a second run changes nothing."""
+    """Make sure every resource exists as set; a second run changes nothing.
+
+    Settings that cannot work are refused before anything changes.
+    """
+    require_shared_log(settings)
+    secret = describe_secret(aws, settings)
     report = Report()
     ensure_repository(aws, settings, report.changes)
     ensure_log_group(aws, settings, report.changes)
     role_arn = ensure_execution_role(aws, settings, report.changes)
+    if secret is not None:
+        ensure_secret_access(aws, settings, secret, report.changes)
     ensure_cluster(aws, settings, report.changes)
     if active_service(aws, settings) is None:
         report.waiting = create_service(aws, settings, role_arn, report.changes)

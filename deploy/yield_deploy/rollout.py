@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from yield_deploy import taskdef
 from yield_deploy.aws import Aws, active_service, image_exists, repository_uri
+from yield_deploy.database import require_shared_log
 from yield_deploy.errors import NotBootstrappedError, RolloutError, SettingsError
 from yield_deploy.settings import Settings
 
@@ -93,6 +94,8 @@ def deploy(
     """Run the image tagged `settings.image_tag`; roll back if it does not become stable."""
     if settings.image_tag is None:
         raise SettingsError("deploy needs the image's tag: DEPLOY_IMAGE_TAG (--image-tag)")
+    if from_template:
+        require_shared_log(settings)
     service = active_service(aws, settings)
     if service is None:
         raise NotBootstrappedError(

@@ -1,9 +1,10 @@
 """The release tool's settings: one class, read from ``DEPLOY_*`` variables or CLI flags."""
 
+import re
 from functools import lru_cache
 from typing import Annotated, Any, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "DEPLOY_"
@@ -23,6 +24,12 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 ECS_NAME = r"^[A-Za-z0-9_-]{1,255}$"
 IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+# A secret's complete ARN: ECS takes only that, and Secrets Manager's six random characters at
+# its end keep a later secret of the same name from inheriting the execution role's access.
+SECRET_ARN = (
+    r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}"
+    r":secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
+)
 
 Ids = Annotated[tuple[str, ...], NoDecode]
 
@@ -101,6 +108,14 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         default=15, gt=0, description="Seconds between two looks at the deployment."
     )
+    database_secret_arn: str | None = Field(
+        default=None,
+        pattern=SECRET_ARN,
+        description=(
+            "Complete ARN of the Secrets Manager secret holding the prediction log's URL"
+            " (postgresql://...); needed when the service may run more than one task."
+        ),
+    )
     registry: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9.-]+(:\d+)?$",
@@ -131,6 +146,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return value
 
+    @field_validator("database_secret_arn")
+    @classmethod
+    def _same_region(cls, value: str | None, info: ValidationInfo) -> str | None:
+        match = re.match(SECRET_ARN, value) if value is not None else None
+        region = info.data.get("region")
+        if match and region and match["region"] != region:
+            raise ValueError(f"must be a secret in DEPLOY_REGION ({region}), not {match['region']}")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.cpu not in FARGATE_MEMORY:
@@ -152,6 +176,11 @@ class Settings(BaseSettings):
     def workers(self) -> int:
         """API worker processes for the task: one per vCPU, at least one."""
         return max(1, self.cpu // 1024)
+
+    @property
+    def most_tasks(self) -> int:
+        """The most tasks the service may run at once: the desired count never exceeds it."""
+        return self.max_count
 
     @property
     def autoscaling_resource(self) -> str:
