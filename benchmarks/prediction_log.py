@@ -6,10 +6,11 @@ starts ``mlapi-serve`` (one worker) on a fresh SQLite file, on a fresh PostgreSQ
 and, for reference, on a fresh SQLite file with ``MLAPI_PREDICTION_LOG_SYNC=full`` (an fsync
 per commit, as PostgreSQL does), in alternating order (SQLite, PostgreSQL, SQLite full; SQLite
 full, PostgreSQL, SQLite; ...) so that the machine's load hits all alike, and loads each with
-wrk: one record at concurrency 1 (p50, p99), 1,000 records at concurrency 2 (rows/s). Every answer must be a 2xx, and after the loads
-the log must hold exactly the rows the server answered (the sum of the records of the 2xx
-predictions in its request log), or the run stops. The report takes medians over rounds and is
-written to its own section of ``benchmarks/README.md``.
+wrk: one record at concurrency 1 (p50, p99), 1,000 records at concurrency 2 (rows/s). Every
+answer must be a 2xx, and after the loads the log must hold exactly the rows the server
+answered (the sum of the records of the 2xx predictions in its request log), or the run
+stops. The report takes medians over rounds and is written to its own section of
+``benchmarks/README.md``.
 
 Run from the repository root with the API's test extras installed (needs ``wrk`` and Debian's
 ``postgresql-15``; as root, the server runs as the ``postgres`` user)::
