@@ -161,7 +161,8 @@ UNREADABLE = {
     "beyond float32": (_inputs({"B14": 3.4028235677973366e38}, {}), "B14"),
     "text in a number": (_inputs({"A1": "abc"}, {}), "A1"),
     "infinite number string": (_inputs({"A6": "1e999"}, {}), "A6"),
-    "number in a time": (_inputs({"A5": 1330}, {}), "A5"),
+    "number in a time, no HMM reading": (_inputs({"A5": 13.3}, {}), "A5"),
+    "number in a range": (_inputs({"A20": 1330}, {}), "A20"),
 }
 
 
@@ -214,3 +215,24 @@ def test_nan_as_python_writes_it_is_read_as_missing(
         nan_answer.json()["predictions"][0]["predicted_yield"]
         == null_answer.json()["predictions"][0]["predicted_yield"]
     )
+
+
+def test_a_number_in_a_time_column_is_read_as_its_text_not_refused(
+    client: TestClient, record: dict[str, Any]
+) -> None:
+    # Given a batch whose A9 a client turned from the published cell "700" into a number
+    batch = [{**record, "A9": 700}] + [record] * 99
+    # When
+    as_number = client.post("/api/v1/predict", json={"inputs": batch})
+    as_text = client.post("/api/v1/predict", json={"inputs": [{**record, "A9": "700"}]})
+    # Then the whole batch is predicted, the number as the text is, with the same warning
+    assert as_number.status_code == 200, as_number.text
+    first, *rest = as_number.json()["predictions"]
+    (text,) = as_text.json()["predictions"]
+    assert (
+        first["warnings"]
+        == ["A9: read 700 as 7:00"]
+        == [w.replace("'700'", "700") for w in text["warnings"]]
+    )
+    assert first["predicted_yield"] == text["predicted_yield"]
+    assert all(p["warnings"] == [] for p in rest)

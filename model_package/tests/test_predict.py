@@ -104,7 +104,8 @@ def test_values_that_cannot_be_read_are_missing_with_a_warning(
     assert result.warnings[0] == [
         "A1: could not parse 1e+39 (too large: beyond ±3.4e38, the float32 range the model "
         "computes in), treated as missing",
-        "A5: could not parse 13.5 (expected a time string, got float), treated as missing",
+        "A5: could not parse 13.5 (a number in a time column is read as HMM digits, 700 for "
+        "7:00), treated as missing",
         "A6: could not parse 'hot', treated as missing",
         "A21: could not parse inf (not a finite number), treated as missing",
     ]

@@ -31,8 +31,8 @@ Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_LENGTH)
 #: null, as pandas writes a blank cell; infinities and magnitudes beyond float32 are reported
 #: by the parser and treated as missing.
 NumericValue = StrictFloat | Text | None
-#: A clock time or range as the files write it, or null. A number is accepted for the parser
-#: to report (NaN is missing, as a pandas row has it for a blank cell).
+#: A clock time or range as the files write it, or null. A number is read as its text (700 is
+#: 7:00, as the text "700"; NaN is missing, as a pandas row has it for a blank cell).
 TimeValue = Text | StrictFloat | None
 SampleId = Text | StrictInt | None
 
