@@ -26,6 +26,7 @@ from mlapi.schemas import (
     FeedbackResults,
     Health,
     LoggedPrediction,
+    PredictionId,
     PredictionResults,
     RecordedFeedback,
 )
@@ -161,7 +162,7 @@ def _feedback(body: bytes, log: PredictionLog, settings: Settings) -> FeedbackRe
 
 
 @router.get("/api/v1/predictions/{prediction_id}", responses=error_responses(404, 422, 503))
-async def logged_prediction(prediction_id: UUID, log: LogDep) -> LoggedPrediction:
+async def logged_prediction(prediction_id: PredictionId, log: LogDep) -> LoggedPrediction:
     """A logged prediction: the record as sent, the answer, and the measured yield if known."""
     found = await anyio.to_thread.run_sync(log.get, prediction_id)
     if found is None:

@@ -35,15 +35,56 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-async def read_json_body(request: Request) -> bytes:
-    """The request body, if it is declared JSON and within the size limit."""
-    settings: Settings = request.app.state.settings
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+#: Longest header value quoted back in an error message.
+_SHOWN_HEADER_LENGTH = 40
+
+
+def _shown_header(value: str) -> str:
+    return value if len(value) <= _SHOWN_HEADER_LENGTH else value[:_SHOWN_HEADER_LENGTH] + "…"
+
+
+def _check_declared_json(request: Request) -> None:
+    """415 unless the body is declared JSON, in UTF-8, and not content-encoded.
+
+    The body is read as UTF-8 JSON as it arrives: a gzipped body or one in another charset
+    would otherwise be read as something it is not.
+    """
+    media_type, *parameters = request.headers.get("content-type", "").split(";")
+    media_type = media_type.strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
-        shown = media_type or "none"
+        shown = _shown_header(media_type) or "none"
         raise ApiError(
             415, "unsupported_media_type", f"send Content-Type: application/json (got {shown})"
         )
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise ApiError(
+                415,
+                "unsupported_charset",
+                f"send the body in UTF-8, as JSON is (got charset={_shown_header(charset)})",
+            )
+    encodings = [
+        coding.strip().lower()
+        for header in request.headers.getlist("content-encoding")
+        for coding in header.split(",")
+    ]
+    unsupported = [coding for coding in encodings if coding not in ("", "identity")]
+    if unsupported:
+        raise ApiError(
+            415,
+            "unsupported_content_encoding",
+            f"the service does not decode request bodies: send the body without "
+            f"Content-Encoding (got {_shown_header(', '.join(unsupported))})",
+        )
+
+
+async def read_json_body(request: Request) -> bytes:
+    """The request body, if it is declared JSON (UTF-8, not encoded) and within the size
+    limit."""
+    settings: Settings = request.app.state.settings
+    _check_declared_json(request)
     limit = settings.max_body_bytes
     too_large = ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
     declared = request.headers.get("content-length", "")

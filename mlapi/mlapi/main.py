@@ -41,7 +41,7 @@ UNMEASURED_PATHS = ("/metrics", "/api/v1/health")
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     """Load the model and open the log once per process; a failure stops it from serving."""
     settings: Settings = app.state.settings
-    model = await run_in_threadpool(load_model, settings.model_path)
+    model = await run_in_threadpool(load_model, settings.model_path, settings.model_sha256)
     log = await run_in_threadpool(
         open_prediction_log,
         settings.prediction_log_url,

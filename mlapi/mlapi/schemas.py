@@ -1,10 +1,30 @@
 """The HTTP bodies of the API; a prediction request is the model package's ``PredictionRequest``."""
 
+import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+_UUID_TEXT: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _uuid_text(value: object) -> object:
+    """Only the 8-4-4-4-12 form the schema's format ``uuid`` names: pydantic alone also reads
+    32 bare hex digits, braces and ``urn:uuid:``, which the OpenAPI document does not allow."""
+    if isinstance(value, str) and _UUID_TEXT.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "uuid_parsing",
+            "expected a UUID written as 8-4-4-4-12 hex digits, "
+            "e.g. 6f1c1f3e-2a8b-4c55-9d0e-3b0f7a4e2c11",
+        )
+    return value
+
+
+#: A prediction id as a client sends it back, in the form the answers give it.
+PredictionId = Annotated[UUID, BeforeValidator(_uuid_text)]
 
 
 class YieldPrediction(BaseModel):
@@ -47,7 +67,7 @@ class FeedbackItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prediction_id: UUID = Field(description="The prediction_id the prediction answer gave.")
+    prediction_id: PredictionId = Field(description="The prediction_id the prediction answer gave.")
     actual_yield: ActualYield
 
 

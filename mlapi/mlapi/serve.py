@@ -49,7 +49,7 @@ def prepare_multiproc_dir(directory: Path) -> None:
 def check_model(settings: Settings) -> None:
     """Load the model once before forking workers, so a broken one stops the start."""
     try:
-        load_model(settings.model_path)
+        load_model(settings.model_path, settings.model_sha256)
     except Exception as exc:  # any failure to load means: do not serve
         raise StartupError(f"the model cannot be loaded: {exc}") from exc
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         default=None, description="A model file to serve instead of the packaged one."
     )
+    model_sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-fA-F]{64}$",
+        description="The sha256 the model file must have to be loaded (it is a pickle, which "
+        "runs code); by default the packaged model's, as the installed yield-model records it.",
+    )
     predict_threads: int = Field(
         default=2,
         ge=1,

@@ -1,5 +1,6 @@
 """A table of malformed requests: each gets its 4xx and the one error body, never a 500."""
 
+import gzip
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -39,6 +40,7 @@ def _typed(content_type: str) -> dict[str, str]:
 INVALID = "invalid_input"
 MALFORMED = "malformed_json"
 MEDIA = "unsupported_media_type"
+ENCODED = "unsupported_content_encoding"
 
 BAD_REQUESTS = {
     "truncated json": Bad(b'{"inputs": [', 400, MALFORMED),
@@ -50,6 +52,25 @@ BAD_REQUESTS = {
     "text/plain": Bad(b'{"inputs": [{}]}', 415, MEDIA, headers=_typed("text/plain")),
     "form encoded": Bad(b"a=1", 415, MEDIA, headers=_typed("application/x-www-form-urlencoded")),
     "no content type": Bad(b'{"inputs": [{}]}', 415, MEDIA, headers={}),
+    "gzip": Bad(gzip.compress(RECORD), 415, ENCODED, headers={**JSON, "content-encoding": "gzip"}),
+    "gzip declared, body plain": Bad(
+        _inputs({}), 415, ENCODED, headers={**JSON, "content-encoding": "GZIP"}
+    ),
+    "br after identity": Bad(
+        _inputs({}), 415, ENCODED, headers={**JSON, "content-encoding": "identity, br"}
+    ),
+    "charset latin-1": Bad(
+        '{"inputs": [{"A6": "é"}]}'.encode("latin-1"),
+        415,
+        "unsupported_charset",
+        headers=_typed("application/json; charset=latin-1"),
+    ),
+    "charset utf-16": Bad(
+        '{"inputs": [{}]}'.encode("utf-16"),
+        415,
+        "unsupported_charset",
+        headers=_typed('application/json; charset="UTF-16"'),
+    ),
     "body is a list": Bad(b"[{}]", 422, INVALID, [(None, None)]),
     "body is a string": Bad(b'"inputs"', 422, INVALID, [(None, None)]),
     "no inputs": Bad(b"{}", 422, INVALID, [(None, "inputs")]),
@@ -88,6 +109,31 @@ def test_bad_request_gets_its_status_and_error_body(client: TestClient, bad: Bad
     assert detail["code"] == bad.code
     assert detail["message"]
     assert [(e["index"], e["field"]) for e in detail["errors"]] == list(bad.where)
+
+
+def test_an_encoded_body_is_refused_naming_the_encoding(client: TestClient) -> None:
+    headers = {**JSON, "content-encoding": "gzip"}
+    response = client.post("/api/v1/predict", content=gzip.compress(RECORD), headers=headers)
+    assert response.status_code == 415
+    assert response.json()["detail"]["message"] == (
+        "the service does not decode request bodies: send the body without Content-Encoding "
+        "(got gzip)"
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-type": "application/json; charset=utf-8"},
+        {"content-type": "application/json; charset=UTF8"},
+        {**JSON, "content-encoding": "identity"},
+    ],
+)
+def test_utf8_and_identity_declared_outright_are_accepted(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    response = client.post("/api/v1/predict", content=_inputs(EXAMPLE_RECORD), headers=headers)
+    assert response.status_code == 200, response.text
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +207,8 @@ UNREADABLE = {
     "beyond float32": (_inputs({"B14": 3.4028235677973366e38}, {}), "B14"),
     "text in a number": (_inputs({"A1": "abc"}, {}), "A1"),
     "infinite number string": (_inputs({"A6": "1e999"}, {}), "A6"),
-    "number in a time": (_inputs({"A5": 1330}, {}), "A5"),
+    "number in a time, no HMM reading": (_inputs({"A5": 13.3}, {}), "A5"),
+    "number in a range": (_inputs({"A20": 1330}, {}), "A20"),
 }
 
 
@@ -214,3 +261,24 @@ def test_nan_as_python_writes_it_is_read_as_missing(
         nan_answer.json()["predictions"][0]["predicted_yield"]
         == null_answer.json()["predictions"][0]["predicted_yield"]
     )
+
+
+def test_a_number_in_a_time_column_is_read_as_its_text_not_refused(
+    client: TestClient, record: dict[str, Any]
+) -> None:
+    # Given a batch whose A9 a client turned from the published cell "700" into a number
+    batch = [{**record, "A9": 700}] + [record] * 99
+    # When
+    as_number = client.post("/api/v1/predict", json={"inputs": batch})
+    as_text = client.post("/api/v1/predict", json={"inputs": [{**record, "A9": "700"}]})
+    # Then the whole batch is predicted, the number as the text is, with the same warning
+    assert as_number.status_code == 200, as_number.text
+    first, *rest = as_number.json()["predictions"]
+    (text,) = as_text.json()["predictions"]
+    assert (
+        first["warnings"]
+        == ["A9: read 700 as 7:00"]
+        == [w.replace("'700'", "700") for w in text["warnings"]]
+    )
+    assert first["predicted_yield"] == text["predicted_yield"]
+    assert all(p["warnings"] == [] for p in rest)

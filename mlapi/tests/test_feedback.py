@@ -1,5 +1,6 @@
 """Feedback and the prediction log over HTTP: round trip, accuracy metrics, error cases."""
 
+import gzip
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -189,6 +190,13 @@ BAD_FEEDBACK = {
     "truncated json": Bad(b'{"feedback": [', 400, "malformed_json"),
     "empty body": Bad(b"", 400, "malformed_json"),
     "text/plain": Bad(_items(_item(0.9)), 415, "unsupported_media_type", [], {"a": "b"}),
+    "gzip": Bad(
+        gzip.compress(_items(_item(0.9))),
+        415,
+        "unsupported_content_encoding",
+        [],
+        {**JSON, "content-encoding": "gzip"},
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """mlapi-serve as it runs in production: real processes, real sockets, several workers."""
 
+import hashlib
 import json
 import os
 import signal
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
 import numpy as np
 import orjson
 import pytest
 from mlapi_support import PostgresServer, RunningServer, generated_records
 
-from mlapi.serve import StartupError, prepare_multiproc_dir
+from mlapi.serve import StartupError, check_model, prepare_multiproc_dir
+from mlapi.settings import Settings
 from yield_model.drift import window_drift
 from yield_model.predict import load_model
 from yield_model.schemas import EXAMPLE_RECORD
@@ -168,7 +171,8 @@ def test_sigterm_lets_the_request_in_flight_finish(
 @pytest.mark.parametrize(
     ("breakage", "cause"),
     [
-        ("truncated", "does not match its card's sha256"),
+        ("truncated", "not loaded (unpickling runs code)"),
+        ("replaced, its card rewritten to match", "not loaded (unpickling runs code)"),
         ("no card", "no model card"),
         ("missing", "no trained model"),
     ],
@@ -180,6 +184,12 @@ def test_a_broken_model_stops_the_start_naming_the_cause(
     model = packaged_model_copy
     if breakage == "truncated":
         model.write_bytes(model.read_bytes()[:1000])
+    elif breakage.startswith("replaced"):
+        model.write_bytes(b"not the packaged model")
+        card = next(model.parent.glob("*.card.json"))
+        fields = json.loads(card.read_text())
+        fields["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+        card.write_text(json.dumps(fields))
     elif breakage == "no card":
         next(model.parent.glob("*.card.json")).unlink()
     else:
@@ -199,7 +209,8 @@ def test_a_broken_model_stops_the_start_naming_the_cause(
      ("log_level", "loud"), ("multiproc_dir", "relative/dir"), ("max_body_bytes", "10"),
      ("log_record_values", "maybe"), ("prediction_log_pool_size", "0"),
      ("prediction_log_sync", "sometimes"), ("drift_min_records", "5000"),
-     ("monitor_interval_seconds", "0"), ("mae_alert_threshold", "0")],
+     ("monitor_interval_seconds", "0"), ("mae_alert_threshold", "0"),
+     ("model_sha256", "not-a-sha256")],
 )  # fmt: skip
 def test_an_invalid_setting_stops_the_start_naming_it(
     run_serve: Callable[..., Any], name: str, value: str
@@ -208,6 +219,24 @@ def test_an_invalid_setting_stops_the_start_naming_it(
     assert result.returncode == 2
     assert f"MLAPI_{name.upper()}:" in result.stderr
     assert repr(value) in result.stderr
+
+
+def test_another_model_is_served_only_with_its_sha256_set(
+    packaged_model_copy: Path, tmp_path: Path
+) -> None:
+    # Given a valid model other than the packaged one, with a truthful card beside it
+    joblib.dump(load_model().pipeline, packaged_model_copy, compress=0)
+    sha256 = hashlib.sha256(packaged_model_copy.read_bytes()).hexdigest()
+    card = next(packaged_model_copy.parent.glob("*.card.json"))
+    fields = json.loads(card.read_text())
+    fields["model_sha256"] = sha256
+    card.write_text(json.dumps(fields))
+    # Then MLAPI_MODEL_PATH alone does not load it, and with MLAPI_MODEL_SHA256 it does
+    with pytest.raises(StartupError, match="MLAPI_MODEL_SHA256"):
+        check_model(Settings(model_path=packaged_model_copy))
+    check_model(Settings(model_path=packaged_model_copy, model_sha256=sha256))
+    with pytest.raises(StartupError, match="the sha256 given"):
+        check_model(Settings(model_path=packaged_model_copy, model_sha256="0" * 64))
 
 
 def test_a_metrics_dir_with_foreign_files_stops_the_start(

@@ -10,7 +10,7 @@ from moto.server import ThreadedMotoServer
 from yield_model import datasets
 from yield_model.config import TrainingConfig
 from yield_model.data import load_dataset
-from yield_model.persistence import save_model
+from yield_model.persistence import file_sha256, save_model
 from yield_model.predict import TrainedModel, load_model
 from yield_model.train import train
 
@@ -37,7 +37,7 @@ def trained_model(train_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """A model trained on the default generated file and saved outside the package."""
     pipeline, card = train(load_dataset(train_csv), TrainingConfig())
     path = save_model(pipeline, card, tmp_path_factory.mktemp("model"))
-    return load_model(path)
+    return load_model(path, sha256=file_sha256(path))
 
 
 @pytest.fixture(scope="session")

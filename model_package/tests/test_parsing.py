@@ -106,7 +106,8 @@ def test_time_point_note_gives_the_reading(raw: str, note: str) -> None:
         ("abc", None),
         ("1:2:3:4", None),
         ("12 :30", None),
-        ("１３:００", None),
+        ("１３:００", "'１' (fullwidth digit one) is not an ASCII digit; only 0-9 are read"),
+        ("13:3_0", "'_' is not read as a digit separator"),
         ("12:3045", None),
         ("12:300:00", None),
         ("-1:00", None),
@@ -125,14 +126,52 @@ def test_time_point_missing_forms(raw: object) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "type_name"),
-    [(700, "int"), (7.0, "float"), (np.int64(700), "int64"), (True, "bool"),
-     (b"7:00", "bytes"), ([1], "list")],
+    [(True, "bool"), (np.bool_(True), "bool"), (b"7:00", "bytes"), ([1], "list"),
+     (Decimal("700"), "Decimal")],
 )  # fmt: skip
 def test_time_parsers_reject_non_strings(raw: object, type_name: str) -> None:
     note = f"expected a time string, got {type_name}"
 
     assert parse_time_point(raw) == TimePointParse(None, "invalid", note)
     assert parse_time_range(raw) == TimeRangeParse(None, None, "invalid", note)
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(700, "700"), (700.0, "700"), (np.int64(1600), "1600"), (np.float32(730), "730"),
+     (np.float64(2359.0), "2359"), (2500, "2500")],
+)  # fmt: skip
+def test_a_number_in_a_time_column_is_read_as_its_text(number: object, text: str) -> None:
+    point = parse_time_point(number)
+
+    as_text = describe("A9", text, point.status, point.note)
+
+    assert point == parse_time_point(text)
+    assert as_text is not None
+    assert describe("A9", number, point.status, point.note) == as_text.replace(repr(text), text)
+
+
+def test_a_number_read_as_700_gets_the_warning_of_the_text() -> None:
+    point = parse_time_point(700)
+
+    assert point == TimePointParse(7.0, "repaired", "read as 7:00")
+    assert describe("A9", 700.0, point.status, point.note) == "A9: read 700 as 7:00"
+
+
+@pytest.mark.parametrize("number", [7.5, 30, 0, -700, 12345, math.inf, -math.inf, 1e20])
+def test_a_number_that_is_no_hmm_clock_time_is_invalid_with_the_reason(number: float) -> None:
+    point = parse_time_point(number)
+
+    assert point == TimePointParse(
+        None, "invalid", "a number in a time column is read as HMM digits, 700 for 7:00"
+    )
+    assert parse_time_range(number) == TimeRangeParse(
+        None, None, "invalid", "a number is no range such as 21:00-21:30"
+    )
+
+
+def test_a_number_keeps_the_reason_its_text_has() -> None:
+    assert parse_time_point(1260) == TimePointParse(None, "invalid", "minute 60 out of range")
 
 
 def test_time_point_accepts_string_subclasses() -> None:
@@ -307,8 +346,8 @@ def test_number_missing_forms(raw: object) -> None:
         (complex(1, 2), "not a number (complex)"),
         ("abc", None),
         ("1,200", None),
-        ("1_000", None),
-        ("３", None),
+        ("1_000", "'_' is not read as a digit separator"),
+        ("３", "'３' (fullwidth digit three) is not an ASCII digit; only 0-9 are read"),
         ("70%", None),
         ("1900/2/30", None),
         ("1900/13/1", None),
@@ -356,8 +395,9 @@ def test_is_excel_date(text: str, expected: bool) -> None:
         ("B4", "18:30-15:00", parse_time_range,
          "B4: could not parse '18:30-15:00' (ends before it starts; 20.5 h across midnight "
          "is implausible for one step), treated as missing"),
-        ("A5", 700, parse_time_point,
-         "A5: could not parse 700 (expected a time string, got int), treated as missing"),
+        ("A5", 700, parse_time_point, "A5: read 700 as 7:00"),
+        ("A5", True, parse_time_point,
+         "A5: could not parse True (expected a time string, got bool), treated as missing"),
         ("A5", "1" * 50, parse_time_point,
          f"A5: could not parse '{'1' * 40}…', treated as missing"),
         ("A5", "13:30:00", parse_time_point, None),
@@ -386,6 +426,28 @@ def test_describe_shortens_long_raw_values() -> None:
 def test_describe_without_note() -> None:
     assert describe("A20", "x", "repaired", None) == "A20: repaired 'x'"
     assert describe("A20", "x", "invalid", None) == "A20: could not parse 'x', treated as missing"
+
+
+# ---------------------------------------------------------------------------- unusual digits
+
+UNUSUAL_DIGITS = [
+    ("３８", "'３' (fullwidth digit three) is not an ASCII digit; only 0-9 are read"),
+    ("٣٨", "'٣' (arabic-indic digit three) is not an ASCII digit; only 0-9 are read"),
+    ("3_8", "'_' is not read as a digit separator"),
+    ("1３:00", "'３' (fullwidth digit three) is not an ASCII digit; only 0-9 are read"),
+]
+
+
+@pytest.mark.parametrize(("raw", "note"), UNUSUAL_DIGITS)
+def test_digits_python_would_read_are_invalid_with_the_reason(raw: str, note: str) -> None:
+    # float('３８') == float('٣٨') == float('3_8') == 38.0: the parsers must not follow.
+    assert parse_number(raw) == NumberParse(None, "invalid", note)
+    assert parse_time_point(raw) == TimePointParse(None, "invalid", note)
+    assert parse_time_range(raw) == TimeRangeParse(None, None, "invalid", note)
+    assert parse_time_range(f"{raw}-21:30") == TimeRangeParse(None, None, "invalid", note)
+    assert describe("A6", raw, "invalid", note) == (
+        f"A6: could not parse {raw!r} ({note}), treated as missing"
+    )
 
 
 # ---------------------------------------------------------------------------- caching

@@ -13,6 +13,7 @@ from yield_model import __version__
 from yield_model.columns import FEATURE_COLUMNS, ID_COLUMN
 from yield_model.config import card_file_name, model_file_name
 from yield_model.errors import InvalidInputError, ModelLoadError
+from yield_model.persistence import file_sha256, save_model
 from yield_model.predict import TrainedModel, load_model, make_prediction, records_to_frame
 from yield_model.schemas import EXAMPLE_RECORD, Record, validate_records
 
@@ -104,7 +105,8 @@ def test_values_that_cannot_be_read_are_missing_with_a_warning(
     assert result.warnings[0] == [
         "A1: could not parse 1e+39 (too large: beyond ±3.4e38, the float32 range the model "
         "computes in), treated as missing",
-        "A5: could not parse 13.5 (expected a time string, got float), treated as missing",
+        "A5: could not parse 13.5 (a number in a time column is read as HMM digits, 700 for "
+        "7:00), treated as missing",
         "A6: could not parse 'hot', treated as missing",
         "A21: could not parse inf (not a finite number), treated as missing",
     ]
@@ -135,8 +137,6 @@ def test_make_prediction_uses_the_packaged_model() -> None:
 
 
 def _copy_model(trained_model: TrainedModel, folder: Path) -> Path:
-    from yield_model.persistence import save_model
-
     return save_model(trained_model.pipeline, trained_model.card, folder)
 
 
@@ -155,18 +155,21 @@ def test_corrupt_model_files_fail_with_a_clear_message(
     trained_model: TrainedModel, tmp_path: Path
 ) -> None:
     path = _copy_model(trained_model, tmp_path)
+    trusted = file_sha256(path)
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ModelLoadError, match="does not match its card's sha256"):
-        load_model(path)
+    with pytest.raises(ModelLoadError, match=f"has sha256 [0-9a-f]{{64}}, not {trusted} "):
+        load_model(path, sha256=trusted)
     card_path = tmp_path / card_file_name()
+    with pytest.raises(ModelLoadError, match="describes another model file"):
+        load_model(path, sha256=file_sha256(path))
     card = json.loads(card_path.read_text())
     card["model_sha256"] = None
     card_path.write_text(json.dumps(card))
     with pytest.raises(ModelLoadError, match="cannot be loaded"):
-        load_model(path)
+        load_model(path, sha256=file_sha256(path))
     card_path.write_text("{not json")
     with pytest.raises(ModelLoadError, match=r"model card .* is invalid"):
-        load_model(path)
+        load_model(path, sha256=file_sha256(path))
 
 
 def test_a_frame_read_the_ordinary_way_predicts_every_row(

@@ -172,6 +172,39 @@ def test_nan_in_a_body_is_missing_as_pandas_writes_it(trained_model: TrainedMode
     )
 
 
+def test_a_number_in_a_time_column_predicts_as_its_text(trained_model: TrainedModel) -> None:
+    # A client that turns CSV cells into numbers sends 700 for the published cell "700".
+    as_text = [{**EXAMPLE_RECORD, "A9": "700", "B5": "2300"}]
+    for number in (700, 700.0):
+        as_number = [{**EXAMPLE_RECORD, "A9": number, "B5": 2300}]
+        _assert_same_as_pipeline(trained_model, as_number)
+        result = trained_model.predict_json(_json({"inputs": as_number}))
+        assert result.warnings == [["A9: read 700 as 7:00", "B5: read 2300 as 23:00"]]
+        assert _bits(result.predictions) == _bits(trained_model.predict(as_text).predictions)
+    odd = trained_model.predict_json(_json({"inputs": [{**EXAMPLE_RECORD, "A9": 7.5}]}))
+    assert odd.warnings == [
+        ["A9: could not parse 7.5 (a number in a time column is read as HMM digits, 700 for "
+         "7:00), treated as missing"]
+    ]  # fmt: skip
+
+
+def test_digits_python_would_read_as_38_are_missing_with_the_reason(
+    trained_model: TrainedModel,
+) -> None:
+    records = [{**EXAMPLE_RECORD, "A6": raw} for raw in ("３８", "٣٨", "3_8")]
+    _assert_same_as_pipeline(trained_model, records)
+    result = trained_model.predict(records)
+    missing = trained_model.predict([{**EXAMPLE_RECORD, "A6": None}])
+    assert _bits(result.predictions) == _bits(missing.predictions * 3)
+    assert result.warnings == [
+        ["A6: could not parse '３８' ('３' (fullwidth digit three) is not an ASCII digit; only "
+         "0-9 are read), treated as missing"],
+        ["A6: could not parse '٣٨' ('٣' (arabic-indic digit three) is not an ASCII digit; only "
+         "0-9 are read), treated as missing"],
+        ["A6: could not parse '3_8' ('_' is not read as a digit separator), treated as missing"],
+    ]  # fmt: skip
+
+
 def test_an_integer_beyond_any_float_is_refused_in_python_and_missing_in_json(
     trained_model: TrainedModel,
 ) -> None:

@@ -1,5 +1,6 @@
 """The wheel: named by the version, carries the trained model, predicts when installed."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from yield_model import __version__
 from yield_model.config import TRAINED_MODEL_DIR, card_file_name, model_file_name
+from yield_model.persistence import default_model_path, file_sha256
 from yield_model.predict import make_prediction
 from yield_model.schemas import EXAMPLE_RECORD
 
@@ -77,9 +79,17 @@ def test_installed_wheel_predicts_away_from_the_source_tree(wheel: Path, tmp_pat
     assert version == __version__
     assert predictions == make_prediction([EXAMPLE_RECORD]).predictions
 
-    # A corrupt model in the installed package fails at load, saying why.
+    # A model replaced in the installed package is refused before it is unpickled, even with
+    # its card rewritten to vouch for it: the wheel's RECORD has the model's sha256.
     installed = Path(location).parent / "trained_models" / model_file_name()
     installed.write_bytes(b"not a model")
+    card_path = installed.with_name(card_file_name())
+    card = json.loads(card_path.read_text())
+    card["model_sha256"] = hashlib.sha256(b"not a model").hexdigest()
+    card_path.write_text(json.dumps(card))
     broken = predict_there()
     assert broken.returncode != 0
-    assert "does not match its card's sha256: corrupt or replaced" in broken.stderr
+    assert (
+        f"has sha256 {card['model_sha256']}, not {file_sha256(default_model_path())} "
+        "(the RECORD of the installed yield-model wheel)"
+    ) in broken.stderr

@@ -38,7 +38,14 @@ Rules, with the reasons where they are not obvious:
 - Numbers: int and float (numpy scalars included) are ``ok``; NaN is missing; infinities,
   magnitudes beyond float32's range (what the model computes in) and booleans are invalid;
   strings must be plain decimal numbers (``'3.5'``, ``' 400 '``, ``'1e3'``; no thousands
-  separators, no full-width digits). Time parsers treat any number other than NaN as invalid.
+  separators, no full-width digits). A number in a time column is read as its text would be
+  (a client that turns CSV cells into numbers sends ``700`` for the cell ``700``): ``700`` and
+  ``700.0`` are ``'700'``, so 7:00 with the warning the text gets; ``7.5`` is ``'7.5'``, invalid.
+  Booleans are invalid everywhere.
+- Digits are ASCII only. Other scripts' digits (full-width ``３８``, Arabic-Indic ``٣٨``, which
+  Python's ``float()`` and ``int()`` would accept) and ``_`` between digits (``3_8``, which they
+  also accept) are invalid, with the reason in the warning: such a cell is not what the files
+  hold, and reading it as 38 would hide the difference from the client.
 - Strings longer than :data:`MAX_TEXT_LENGTH` are invalid without being parsed or cached.
 
 Notes: a repaired value's note reads ``read as <reading>`` with a reason in parentheses when the
@@ -50,6 +57,7 @@ import datetime as dt
 import math
 import numbers
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, Literal
@@ -152,6 +160,21 @@ def _is_missing_scalar(value: object) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")
 
 
+def _unusual_digits(text: str) -> str | None:
+    """Why a cell with digits the parsers do not read is invalid, or None if it has none.
+
+    Python's ``float()`` and ``int()`` would read ``'３８'``, ``'٣٨'`` and ``'3_8'`` as 38; the
+    parsers take ASCII digits only, and say so rather than leave the client guessing.
+    """
+    for char in text:
+        if char.isdigit() and not char.isascii():
+            name = unicodedata.name(char, "a digit").lower()
+            return f"{char!r} ({name}) is not an ASCII digit; only 0-9 are read"
+    if "_" in text:
+        return "'_' is not read as a digit separator"
+    return None
+
+
 # ---------------------------------------------------------------------------- Excel dates
 
 
@@ -214,7 +237,7 @@ def _number_from_text(text: str) -> NumberParse:
         serial, clock = excel
         number = serial + clock.seconds / 86400
         return NumberParse(number, "repaired", f"read as {_format_number(number)} ({_EXCEL_NOTE})")
-    return NumberParse(None, "invalid")
+    return NumberParse(None, "invalid", _unusual_digits(text))
 
 
 def _number_from_float(number: float) -> NumberParse:
@@ -321,36 +344,57 @@ def _point_from_text(raw: str) -> TimePointParse:
     normalised, changed = _normalise(text)
     parsed, repaired, note = _clock(normalised)
     if parsed is None:
-        return TimePointParse(None, "invalid", note)
+        return TimePointParse(None, "invalid", note or _unusual_digits(text))
     if changed or repaired:
         return TimePointParse(parsed.hours, "repaired", f"read as {parsed}")
     return TimePointParse(parsed.hours, "ok")
 
 
-def _time_from_object(value: object) -> str | None:
-    """The string to parse, or None if the value is missing; raises TypeError otherwise."""
+def _number_text(value: numbers.Real) -> str:
+    """A number as a cell's text: 700 and 700.0 are ``'700'``, 7.5 is ``'7.5'``."""
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    number = float(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+
+
+def _time_from_object(value: object) -> tuple[str | None, bool]:
+    """The string to parse (None if the value is missing) and whether it is a number's text;
+    raises TypeError for anything else."""
     if isinstance(value, str):
-        return str.__str__(value)
+        return str.__str__(value), False
     if isinstance(value, float) and math.isnan(value):
-        return None  # pandas' usual missing marker, checked before the slower ABC test
+        return None, False  # pandas' usual missing marker, checked before the slower ABC test
     if _is_missing_scalar(value):
-        return None
-    raise TypeError(type(value).__name__)
+        return None, False
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(type(value).__name__)
+    return _number_text(value), True
 
 
 def _not_a_time(value: object) -> str:
     return f"expected a time string, got {type(value).__name__}"
 
 
+_NOT_A_CLOCK_NUMBER: Final = "a number in a time column is read as HMM digits, 700 for 7:00"
+_NOT_A_RANGE_NUMBER: Final = "a number is no range such as 21:00-21:30"
+
+
 def parse_time_point(value: object) -> TimePointParse:
-    """Read a clock-time cell (``13:30:00``) as hours in [0, 24); never raises."""
+    """Read a clock-time cell (``13:30:00``) as hours in [0, 24); never raises.
+
+    A number is read as its text: 700 as ``'700'``, 7:00.
+    """
     try:
-        text = value if type(value) is str else _time_from_object(value)
+        text, from_number = (value, False) if type(value) is str else _time_from_object(value)
         if text is None:
             return _POINT_MISSING
         if len(text) > MAX_TEXT_LENGTH:
             return TimePointParse(None, "invalid", _too_long(text))
-        return _point_from_text(text)
+        parsed = _point_from_text(text)
+        if from_number and parsed.status == "invalid" and parsed.note is None:
+            return TimePointParse(None, "invalid", _NOT_A_CLOCK_NUMBER)
+        return parsed
     except Exception:  # the contract is to never raise, whatever the object does
         return TimePointParse(None, "invalid", _not_a_time(value))
 
@@ -365,14 +409,14 @@ def _range_from_text(raw: str) -> TimeRangeParse:
     dashed = _DASH_RUN.sub("-", _DASH_LIKE.sub("-", text))
     parts = dashed.split("-")
     if len(parts) != 2:
-        return TimeRangeParse(None, None, "invalid")
+        return TimeRangeParse(None, None, "invalid", _unusual_digits(text))
     changed = dashed != text
     clocks: list[_Clock] = []
     for part in parts:
         normalised, part_changed = _normalise(part.strip())
         clock, repaired, note = _clock(normalised)
         if clock is None:
-            return TimeRangeParse(None, None, "invalid", note)
+            return TimeRangeParse(None, None, "invalid", note or _unusual_digits(text))
         changed = changed or part_changed or repaired
         clocks.append(clock)
     return _range(clocks[0], clocks[1], changed)
@@ -396,14 +440,18 @@ def _range(start: _Clock, end: _Clock, repaired: bool) -> TimeRangeParse:
 
 
 def parse_time_range(value: object) -> TimeRangeParse:
-    """Read a clock-range cell (``21:00-21:30``) as a start and a duration in hours."""
+    """Read a clock-range cell (``21:00-21:30``) as a start and a duration in hours; never
+    raises. A number is read as its text, which is no range."""
     try:
-        text = value if type(value) is str else _time_from_object(value)
+        text, from_number = (value, False) if type(value) is str else _time_from_object(value)
         if text is None:
             return _RANGE_MISSING
         if len(text) > MAX_TEXT_LENGTH:
             return TimeRangeParse(None, None, "invalid", _too_long(text))
-        return _range_from_text(text)
+        parsed = _range_from_text(text)
+        if from_number and parsed.status == "invalid" and parsed.note is None:
+            return TimeRangeParse(None, None, "invalid", _NOT_A_RANGE_NUMBER)
+        return parsed
     except Exception:  # the contract is to never raise, whatever the object does
         return TimeRangeParse(None, None, "invalid", _not_a_time(value))
 
@@ -418,7 +466,9 @@ def _shown(raw: object) -> str:
             text = text[:_SHOWN_RAW_LENGTH] + "…"
         return repr(text)
     try:
-        return str(raw)[:_SHOWN_RAW_LENGTH]
+        if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
+            return str(raw)[:_SHOWN_RAW_LENGTH]
+        return _number_text(raw)[:_SHOWN_RAW_LENGTH]  # as the time parsers read it
     except Exception:  # a value whose str() fails is still worth a warning
         return f"<{type(raw).__name__}>"
 

@@ -124,9 +124,13 @@ class TrainedModel:
         )
 
 
-def load_model(path: Path | None = None) -> TrainedModel:
-    """Load a trained model; by default the one inside the installed package."""
-    pipeline, card = load_pipeline(path or default_model_path())
+def load_model(path: Path | None = None, sha256: str | None = None) -> TrainedModel:
+    """Load a trained model; by default the one inside the installed package.
+
+    The file must have the sha256 ``sha256``, or without it the installed package's model's:
+    a model file is a pickle, which runs code, so none other is loaded.
+    """
+    pipeline, card = load_pipeline(path or default_model_path(), sha256)
     if path is None and card.version != __version__:
         raise ModelLoadError(
             f"packaged model is version {card.version} but the package is {__version__}"

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -22,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from yield_model.columns import NUMERIC_COLUMNS, TIME_COLUMNS
+from yield_model.columns import ID_COLUMN, NUMERIC_COLUMNS, TARGET_COLUMN, TIME_COLUMNS
 from yield_model.errors import InvalidInputError, MalformedRequestError, Problem
 from yield_model.parsing import MAX_TEXT_LENGTH
 
@@ -31,10 +32,20 @@ Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_LENGTH)
 #: null, as pandas writes a blank cell; infinities and magnitudes beyond float32 are reported
 #: by the parser and treated as missing.
 NumericValue = StrictFloat | Text | None
-#: A clock time or range as the files write it, or null. A number is accepted for the parser
-#: to report (NaN is missing, as a pandas row has it for a blank cell).
+#: A clock time or range as the files write it, or null. A number is read as its text (700 is
+#: 7:00, as the text "700"; NaN is missing, as a pandas row has it for a blank cell).
 TimeValue = Text | StrictFloat | None
-SampleId = Text | StrictInt | None
+
+
+def _whole_number(value: object) -> object:
+    """A float without a fraction as the integer it equals: JSON Schema's ``integer`` is any
+    number that is a whole (``1.0`` is one), and the schema says a sample_id may be one."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+SampleId = Annotated[Text | StrictInt | None, BeforeValidator(_whole_number)]
 
 EXAMPLE_RECORD: dict[str, Any] = {
     "sample_id": "sample_1528",
@@ -48,6 +59,20 @@ EXAMPLE_RECORD: dict[str, Any] = {
 }  # fmt: skip
 
 
+#: The published files' names, accepted for a field instead of its own (never both).
+ALIASES: Final = {"sample_id": ID_COLUMN, "observed_yield": TARGET_COLUMN}
+
+
+def _record_schema(schema: dict[str, Any]) -> None:
+    """The record's JSON Schema as validation has it: the published names are properties too,
+    each excluding its field's own name."""
+    schema["examples"] = [EXAMPLE_RECORD]
+    properties = schema["properties"]
+    for field, alias in ALIASES.items():
+        properties[alias] = {**properties[field], "description": f"The same as {field}."}
+    schema["not"] = {"anyOf": [{"required": [f, a]} for f, a in ALIASES.items()]}
+
+
 class Record(BaseModel):
     """One batch: the recipe and process log of the published files.
 
@@ -58,12 +83,12 @@ class Record(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
-        json_schema_extra={"examples": [EXAMPLE_RECORD]},
+        json_schema_extra=_record_schema,
     )
 
     sample_id: SampleId = Field(
         default=None,
-        validation_alias=AliasChoices("sample_id", "样本id"),
+        validation_alias=AliasChoices("sample_id", ID_COLUMN),
         description="The batch's id, e.g. sample_1528; also accepted as 样本id.",
     )
     A1: NumericValue = None
@@ -110,7 +135,7 @@ class Record(BaseModel):
     B14: NumericValue = None
     observed_yield: NumericValue = Field(
         default=None,
-        validation_alias=AliasChoices("observed_yield", "收率"),
+        validation_alias=AliasChoices("observed_yield", TARGET_COLUMN),
         description="The measured yield (收率) when known, as in the training file; not used "
         "for the prediction.",
     )
@@ -137,6 +162,10 @@ _KIND_OF_FIELD: Final = {
     "observed_yield": "a number, a numeric string or null",
     **dict.fromkeys(TIME_COLUMNS, "a time string such as '13:30:00' or '21:00-21:30', or null"),
     "sample_id": "a string or an integer",
+}
+_ALIASED: Final = {
+    **{alias: field for field, alias in ALIASES.items()},
+    **ALIASES,
 }
 _JSON_TYPES: Final = {
     bool: "a boolean",
@@ -177,7 +206,9 @@ def _problems(errors: Sequence[ErrorDetails], prefix: tuple[str, ...]) -> list[P
         index = loc[0] if loc and isinstance(loc[0], int) else None
         rest = loc[1:] if index is not None else loc
         field = str(rest[0]) if rest else None
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "extra_forbidden" and field in _ALIASED:
+            message = f"{field} and {_ALIASED[field]} name the same field: give one of them"
+        elif error["type"] == "extra_forbidden":
             message = "unknown field"
         elif error["type"] == "string_too_long":
             message = f"too long: at most {MAX_TEXT_LENGTH} characters"
