@@ -11,6 +11,8 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlapi.keys import KeyFileError, load_keys
+
 ENV_PREFIX = "MLAPI_"
 #: Variables whose values are never shown in messages.
 SECRET_VARIABLES = frozenset({f"{ENV_PREFIX}PREDICTION_LOG_URL"})
@@ -79,6 +81,19 @@ class Settings(BaseSettings):
         description="Seconds in-flight requests get to finish after SIGTERM.",
     )
 
+    auth: Literal["keys", "disabled"] = Field(
+        default="keys",
+        description="keys: every route but health needs an API key of MLAPI_API_KEYS_FILE; "
+        "disabled: none does, for local development only.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        # Checked when absent too: without it the service refuses to start.
+        validate_default=True,
+        description="The API keys' file: one line per key, SCOPES sha256:HASH [NAME] "
+        "(python -m mlapi.keys new prints one).",
+    )
+
     prediction_log_url: str = Field(
         default_factory=_default_prediction_log_url,
         description="The prediction log: sqlite:///ABSOLUTE/PATH (a file, created with its "
@@ -143,10 +158,31 @@ class Settings(BaseSettings):
         description="Predictions and feedbacks older than this are deleted.",
     )
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "auth", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Read here, so that a bad file stops the start with the line at fault; the app
+        # reads it again when it is built.
+        auth = info.data.get("auth")
+        if auth == "disabled":
+            if value is not None:
+                raise ValueError("is set, and MLAPI_AUTH=disabled: unset one of them")
+            return value
+        if value is None:
+            raise ValueError(
+                "is required: no API key, no service (python -m mlapi.keys new makes one); "
+                "for local development only, MLAPI_AUTH=disabled serves without keys"
+            )
+        try:
+            load_keys(value)
+        except KeyFileError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("multiproc_dir")
     @classmethod

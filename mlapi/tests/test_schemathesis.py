@@ -4,6 +4,7 @@ from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from mlapi_support import AUTH
 from schemathesis import CheckFunction
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
@@ -26,5 +27,5 @@ LOOSER_THAN_THE_VALIDATORS: list[CheckFunction] = [
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_get_documented_answers(case: schemathesis.Case[Any]) -> None:
-    response = case.call_and_validate(excluded_checks=LOOSER_THAN_THE_VALIDATORS)
+    response = case.call_and_validate(headers=AUTH, excluded_checks=LOOSER_THAN_THE_VALIDATORS)
     assert response.status_code != 503, "the model should be loaded for these requests"

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from mlapi_support import PostgresServer, RunningServer, generated_records
+from mlapi_support import AUTH, PostgresServer, RunningServer, generated_records
 
 from mlapi.serve import StartupError, prepare_multiproc_dir
 from yield_model.drift import window_drift
@@ -54,11 +54,15 @@ def _send(server: RunningServer, sizes: list[int], bad: int) -> None:
 
     def good(size: int) -> int:
         body = {"inputs": [EXAMPLE_RECORD] * size}
-        return httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=120).status_code
+        return httpx.post(
+            f"{server.url}/api/v1/predict", headers=AUTH, json=body, timeout=120
+        ).status_code
 
     def rejected(_: int) -> int:
         body = {"inputs": [{"A1": True}]}
-        return httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=120).status_code
+        return httpx.post(
+            f"{server.url}/api/v1/predict", headers=AUTH, json=body, timeout=120
+        ).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(good, sizes)) + list(pool.map(rejected, range(bad)))
@@ -121,7 +125,7 @@ def test_each_request_is_one_json_log_line_without_record_values(
     response = httpx.post(
         f"{server.url}/api/v1/predict",
         json={"inputs": [record, record]},
-        headers={"X-Request-ID": "plant-a.17"},
+        headers={**AUTH, "X-Request-ID": "plant-a.17"},
         timeout=120,
     )
     assert response.headers["X-Request-ID"] == "plant-a.17"
@@ -146,6 +150,7 @@ def test_sigterm_lets_the_request_in_flight_finish(
     body = orjson.dumps({"inputs": [EXAMPLE_RECORD] * 5})
     head = (
         "POST /api/v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     port = int(server.url.rsplit(":", 1)[1])
@@ -267,7 +272,7 @@ def _wait_for(condition: Callable[[], bool], what: str, server: RunningServer) -
 
 def _post(server: RunningServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
     # A connection of its own, so that the kernel spreads requests over the workers.
-    response = httpx.post(f"{server.url}{path}", json=body, timeout=120)
+    response = httpx.post(f"{server.url}{path}", headers=AUTH, json=body, timeout=120)
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
@@ -400,7 +405,10 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
         while not stop.is_set():
             try:
                 answer = httpx.post(
-                    f"{server.url}/api/v1/predict", json={"inputs": [record] * 3}, timeout=30
+                    f"{server.url}/api/v1/predict",
+                    headers=AUTH,
+                    json={"inputs": [record] * 3},
+                    timeout=30,
                 )
                 if answer.status_code != 200:
                     continue
@@ -408,7 +416,9 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
                 acknowledged.update({p["prediction_id"]: p["predicted_yield"] for p in predictions})
                 first = predictions[0]["prediction_id"]
                 feedback = {"feedback": [{"prediction_id": first, "actual_yield": 0.9}]}
-                answer = httpx.post(f"{server.url}/api/v1/feedback", json=feedback, timeout=30)
+                answer = httpx.post(
+                    f"{server.url}/api/v1/feedback", headers=AUTH, json=feedback, timeout=30
+                )
                 if (
                     answer.status_code == 200
                     and answer.json()["results"][0]["status"] == "recorded"
@@ -434,7 +444,9 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
     # Then every acknowledged prediction and feedback is there
     assert len(acknowledged) >= 180
     for prediction_id, predicted in acknowledged.items():
-        found = httpx.get(f"{restarted.url}/api/v1/predictions/{prediction_id}", timeout=30)
+        found = httpx.get(
+            f"{restarted.url}/api/v1/predictions/{prediction_id}", headers=AUTH, timeout=30
+        )
         assert found.status_code == 200, prediction_id
         body = found.json()
         assert body["predicted_yield"] == predicted
@@ -468,7 +480,9 @@ def test_instances_sharing_a_postgresql_log_answer_for_each_other_and_monitor_on
     assert [r["status"] for r in answer["results"]] == ["recorded"] * 40
     for prediction in predictions[::7]:
         for server in servers:
-            found = httpx.get(f"{server.url}/api/v1/predictions/{prediction['prediction_id']}")
+            found = httpx.get(
+                f"{server.url}/api/v1/predictions/{prediction['prediction_id']}", headers=AUTH
+            )
             assert found.status_code == 200
             assert found.json()["predicted_yield"] == prediction["predicted_yield"]
             assert found.json()["feedback"]["actual_yield"] == 0.9
