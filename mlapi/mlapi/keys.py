@@ -115,10 +115,16 @@ def load_keys(path: Path) -> list[ApiKey]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"cannot read {path}: {exc}") from exc
+    return read_keys(text, str(path))
+
+
+def read_keys(text: str, where: str) -> list[ApiKey]:
+    """The keys of a key file's text, at least one; ``where`` names it in the error."""
     keys = parse_keys(text)
     if not keys:
         raise KeyFileError(
-            f"{path} holds no key; add one (python -m mlapi.keys new --scopes predict >> {path})"
+            f"{where} holds no key; add one (python -m mlapi.keys new --scopes predict prints "
+            "its line)"
         )
     return keys
 

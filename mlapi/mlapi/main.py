@@ -18,7 +18,7 @@ from mlapi import __version__, metrics
 from mlapi.api import router
 from mlapi.auth import KeyRing, require
 from mlapi.errors import add_error_handlers
-from mlapi.keys import load_keys
+from mlapi.keys import load_keys, read_keys
 from mlapi.monitor import Monitor
 from mlapi.prediction_log import open_prediction_log
 from mlapi.request_log import RequestLogMiddleware
@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_ring = None
     if settings.api_keys_file is not None:
         app.state.key_ring = KeyRing(load_keys(settings.api_keys_file))
+    elif settings.api_keys is not None:
+        app.state.key_ring = KeyRing(read_keys(settings.api_keys, "MLAPI_API_KEYS"))
     else:
         logger.warning("MLAPI_AUTH=disabled: every route answers anyone who can reach it")
     app.include_router(router)

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from mlapi.keys import KeyFileError, load_keys, parse_keys
+from mlapi.keys import KeyFileError, key_line, load_keys, parse_keys
 from mlapi.main import create_app
 from mlapi.settings import Settings, describe_settings_error
 
@@ -73,7 +73,7 @@ def test_the_settings_refuse_no_keys_without_the_explicit_opt_out(
     with pytest.raises(ValidationError) as refused:
         Settings()
     assert describe_settings_error(refused.value).startswith(
-        "MLAPI_API_KEYS_FILE: Value error, is required: no API key, no service"
+        "MLAPI_API_KEYS_FILE: Value error, is required (or MLAPI_API_KEYS, the file's content)"
     )
     assert Settings(auth="disabled").api_keys_file is None
     monkeypatch.setenv("MLAPI_AUTH", "Disabled")
@@ -155,3 +155,27 @@ def test_init_makes_the_keys_once(tmp_path: Path) -> None:
         assert (key.scopes, key.name) == (scopes, name)
     assert stat.S_IMODE(client.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["api-keys", "client", "metrics"]
+
+
+def test_the_key_file_s_content_may_come_in_a_variable_instead(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # As ECS gives a secret to a container: the variable holds the file's content
+    monkeypatch.delenv("MLAPI_API_KEYS_FILE")
+    key = "mlapi_from-a-secret"
+    monkeypatch.setenv(
+        "MLAPI_API_KEYS", f"# from Secrets Manager\n{key_line(key, ['read'], 'x')}\n"
+    )
+    with TestClient(create_app(Settings())) as client:
+        answer = client.get("/api/v1/model", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200
+        assert client.get("/api/v1/model").status_code == 401
+    # Refused: both at once, and a bad line, named without echoing the value
+    with pytest.raises(ValidationError, match="MLAPI_API_KEYS too: set only one"):
+        Settings(api_keys_file=tmp_path / "api-keys")
+    monkeypatch.setenv("MLAPI_API_KEYS", "predict mlapi_pasted-key")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    described = describe_settings_error(refused.value)
+    assert described.startswith("MLAPI_API_KEYS: Value error, line 1: the second field must be")
+    assert "pasted" not in described
