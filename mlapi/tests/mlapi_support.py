@@ -84,13 +84,16 @@ class PostgresServer:
     """A PostgreSQL server of the tests' own, in a temporary directory, on a Unix socket only.
 
     Started from Debian's postgresql-15 binaries; as root, run as the ``postgres`` user (the
-    server refuses to run as root).
+    server refuses to run as root). ``durable`` keeps the server's own defaults (an fsync of
+    the WAL per commit, as in production: what the benchmarks measure); without it fsync is
+    off, since a crash of the machine is not what the tests check.
     """
 
     BINDIR = Path("/usr/lib/postgresql/15/bin")
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mlapi-pg-"))
+        self.durable = durable
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             account = pwd.getpwnam("postgres")
@@ -131,8 +134,9 @@ class PostgresServer:
             "--no-locale",
             "--no-sync",
         )
-        # Durability against a crash of the machine is not what these tests check: no fsync.
-        options = f"-k {self.root} -c listen_addresses='' -c fsync=off -c max_connections=300"
+        options = f"-k {self.root} -c listen_addresses='' -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off"
         self._run(
             "pg_ctl",
             "-D",

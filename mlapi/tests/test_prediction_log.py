@@ -13,8 +13,10 @@ import numpy as np
 import orjson
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from mlapi_support import PostgresServer
 
+from mlapi.main import create_app
 from mlapi.prediction_log import (
     FeedbackOutcome,
     PredictionLog,
@@ -27,6 +29,7 @@ from mlapi.prediction_log import sqlite as sqlite_backend
 from mlapi.prediction_log.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA
 from mlapi.prediction_log.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from mlapi.prediction_log.sqlite import SqliteLog
+from mlapi.settings import Settings
 from yield_model.columns import FEATURE_COLUMNS
 from yield_model.predict import PredictionResult, records_to_cells
 from yield_model.schemas import EXAMPLE_RECORD, validate_records
@@ -568,3 +571,37 @@ def test_a_file_of_schema_1_is_migrated_with_every_prediction_and_feedback(
             name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
     assert tables == {"predictions", "feedback", "schema_version", "log_health"}
+
+
+def test_the_log_keeps_the_validated_records_whatever_the_body_around_them(
+    log_url: str,
+) -> None:
+    # Given the API on this backend
+    record = {**EXAMPLE_RECORD, "A5": " 13:30:00 "}
+    plain = orjson.dumps({"inputs": [record]})
+    padded = b'{"inputs":' + b" " * 1_000_000 + plain[len(b'{"inputs":') :]
+    with TestClient(create_app(Settings(prediction_log_url=log_url))) as client:
+        # When the same record is sent plain and padded with a megabyte of whitespace
+        for body in (plain, padded):
+            answer = client.post(
+                "/api/v1/predict", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code == 200, answer.text
+        # And a record with a string beyond the validated length
+        huge = orjson.dumps({"inputs": [{**record, "sample_id": "x" * 1_000_000}]})
+        answer = client.post(
+            "/api/v1/predict", content=huge, headers={"Content-Type": "application/json"}
+        )
+    # Then the padding is not kept: both rows hold the same validated cells, a few hundred bytes
+    assert answer.status_code == 422
+    assert answer.json()["detail"]["errors"] == [
+        {"index": 0, "field": "sample_id", "message": "too long: at most 100 characters"}
+    ]
+    log = open_prediction_log(log_url)
+    try:
+        rows = [row for _, row in log.stored_predictions(0, 10)]
+    finally:
+        log.close()
+    assert len(rows) == 2
+    assert rows[0].record == rows[1].record
+    assert len(rows[0].record) < 1_000

@@ -501,3 +501,132 @@ def test_instances_sharing_a_postgresql_log_answer_for_each_other_and_monitor_on
         pytest.approx(expected["A6"], rel=1e-9)
     )
     assert exporting[0].scrape().value("mlapi_recent_feedback_records", **V) == 40
+
+
+def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
+    start_server: Callable[..., RunningServer], postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # Given three instances of two workers each, as three tasks run them, on one PostgreSQL log
+    url = postgres_server.new_database()
+    servers = [
+        start_server(
+            workers="2",
+            prediction_log_url=url,
+            multiproc_dir=str(tmp_path / f"metrics-{i}"),
+            monitor_interval_seconds="1",
+            drift_window="20000",
+            drift_min_records="10",
+        )
+        for i in range(3)
+    ]
+    for server in servers:
+        _wait_for_ready_workers(server, 2)
+    rng = np.random.default_rng(13)
+    records = generated_records(50, seed=13)
+
+    # When 10,000 predictions are spread over them by the client, 50 a request
+    def predict_on(k: int) -> list[dict[str, Any]]:
+        body = {"inputs": [{**r, "sample_id": f"s{k}-{j}"} for j, r in enumerate(records)]}
+        return _post(servers[k % 3], "/api/v1/predict", body)["predictions"]
+
+    with ThreadPoolExecutor(6) as pool:
+        batches = list(pool.map(predict_on, rng.permutation(200).tolist()))
+    predicted = {p["prediction_id"]: p["predicted_yield"] for batch in batches for p in batch}
+    assert len(predicted) == 10_000
+    # And feedback for every one is sent to a random instance, 100 items a request
+    ids = list(predicted)
+    measured = {i: round(float(rng.uniform(0.85, 1.0)), 4) for i in ids}
+
+    def feed_back(start: int) -> list[str]:
+        items = [
+            {"prediction_id": i, "actual_yield": measured[i]} for i in ids[start : start + 100]
+        ]
+        server = servers[int(rng.integers(3))]
+        return [
+            r["status"] for r in _post(server, "/api/v1/feedback", {"feedback": items})["results"]
+        ]
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = [s for chunk in pool.map(feed_back, range(0, 10_000, 100)) for s in chunk]
+    # Then every one is recorded: none unknown, none lost
+    assert statuses == ["recorded"] * 10_000
+    # And any instance answers a GET of any prediction, with its feedback
+    for prediction_id in ids[::500]:
+        for server in servers:
+            found = httpx.get(f"{server.url}/api/v1/predictions/{prediction_id}", timeout=30)
+            assert found.status_code == 200
+            assert found.json()["predicted_yield"] == predicted[prediction_id]
+            assert found.json()["feedback"]["actual_yield"] == measured[prediction_id]
+
+    # When 100 clients send different feedback for one new prediction at once
+    (fresh,) = _post(servers[0], "/api/v1/predict", {"inputs": records[:1]})["predictions"]
+
+    def compete(k: int) -> str:
+        body = {
+            "feedback": [{"prediction_id": fresh["prediction_id"], "actual_yield": 0.5 + k / 1000}]
+        }
+        answer = httpx.post(f"{servers[k % 3].url}/api/v1/feedback", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        status: str = answer.json()["results"][0]["status"]
+        return status
+
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(compete, range(100)))
+    # Then exactly one is recorded
+    assert sorted(set(outcomes)) == ["duplicate", "recorded"]
+    assert outcomes.count("recorded") == 1
+
+    # And exactly one instance exports the drift gauges, equal to a recomputation over the rows
+    _wait_for(
+        lambda: any(s.scrape().value("mlapi_drift_window_records", **V) == 10_001 for s in servers),
+        "the monitoring job over every prediction",
+        servers[0],
+    )
+    time.sleep(2)
+    exporting = [s for s in servers if s.scrape().series("mlapi_drift_window_records")]
+    assert len(exporting) == 1
+    # (drift compares distributions: the order of the window's rows does not matter)
+    window = [*(records * 200), records[0]]
+    expected = window_drift(load_model(), window, [*predicted.values(), fresh["predicted_yield"]])
+    assert exporting[0].scrape().value("mlapi_input_drift_psi", **V, feature="A6") == (
+        pytest.approx(expected["A6"], rel=1e-9)
+    )
+    assert exporting[0].scrape().value("mlapi_predicted_yield_drift_psi", **V) == (
+        pytest.approx(expected["predicted_yield"], rel=1e-9)
+    )
+
+    # When one instance is killed with SIGKILL while the clients keep predicting
+    acknowledged: dict[str, float] = {}
+    stop = threading.Event()
+
+    def client(seed: int) -> None:
+        while not stop.is_set():
+            server = servers[seed % 3]
+            try:
+                answer = httpx.post(
+                    f"{server.url}/api/v1/predict", json={"inputs": records[:5]}, timeout=30
+                )
+            except httpx.TransportError:
+                continue  # in flight when the instance died: not acknowledged
+            if answer.status_code == 200:
+                acknowledged.update(
+                    {p["prediction_id"]: p["predicted_yield"] for p in answer.json()["predictions"]}
+                )
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    _wait_for(lambda: len(acknowledged) >= 300, "300 acknowledged predictions", servers[2])
+    victim = servers[2]
+    for pid in [victim.process.pid, *victim.worker_pids()]:
+        os.kill(pid, signal.SIGKILL)
+    victim.process.wait(timeout=60)
+    time.sleep(1)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    # Then every acknowledged prediction is in the log, read from a surviving instance
+    for prediction_id, value in acknowledged.items():
+        found = httpx.get(f"{servers[1].url}/api/v1/predictions/{prediction_id}", timeout=30)
+        assert found.status_code == 200, prediction_id
+        assert found.json()["predicted_yield"] == value
