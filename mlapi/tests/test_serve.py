@@ -553,7 +553,9 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
     # And any instance answers a GET of any prediction, with its feedback
     for prediction_id in ids[::500]:
         for server in servers:
-            found = httpx.get(f"{server.url}/api/v1/predictions/{prediction_id}", timeout=30)
+            found = httpx.get(
+                f"{server.url}/api/v1/predictions/{prediction_id}", headers=AUTH, timeout=30
+            )
             assert found.status_code == 200
             assert found.json()["predicted_yield"] == predicted[prediction_id]
             assert found.json()["feedback"]["actual_yield"] == measured[prediction_id]
@@ -565,7 +567,9 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
         body = {
             "feedback": [{"prediction_id": fresh["prediction_id"], "actual_yield": 0.5 + k / 1000}]
         }
-        answer = httpx.post(f"{servers[k % 3].url}/api/v1/feedback", json=body, timeout=60)
+        answer = httpx.post(
+            f"{servers[k % 3].url}/api/v1/feedback", headers=AUTH, json=body, timeout=60
+        )
         assert answer.status_code == 200, answer.text
         status: str = answer.json()["results"][0]["status"]
         return status
@@ -604,7 +608,10 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
             server = servers[seed % 3]
             try:
                 answer = httpx.post(
-                    f"{server.url}/api/v1/predict", json={"inputs": records[:5]}, timeout=30
+                    f"{server.url}/api/v1/predict",
+                    headers=AUTH,
+                    json={"inputs": records[:5]},
+                    timeout=30,
                 )
             except httpx.TransportError:
                 continue  # in flight when the instance died: not acknowledged
@@ -627,6 +634,8 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
         thread.join()
     # Then every acknowledged prediction is in the log, read from a surviving instance
     for prediction_id, value in acknowledged.items():
-        found = httpx.get(f"{servers[1].url}/api/v1/predictions/{prediction_id}", timeout=30)
+        found = httpx.get(
+            f"{servers[1].url}/api/v1/predictions/{prediction_id}", headers=AUTH, timeout=30
+        )
         assert found.status_code == 200, prediction_id
         assert found.json()["predicted_yield"] == value
