@@ -38,6 +38,7 @@ import orjson
 import portpicker
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlapi.keys import key_line, new_key
 from yield_model.columns import TARGET_COLUMN
 from yield_model.datasets import generate
 from yield_model.predict import load_model, make_prediction
@@ -188,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
     api_port, bare_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
     api_log, bare_log = work / "api.log", work / "bare.log"
+    # As in production: every request bears a key, checked against the key file.
+    key = new_key()
+    (work / "api-keys").write_text(key_line(key, ["predict", "metrics"], "bench") + "\n")
     api = _start(
         [str(Path(sys.executable).with_name("mlapi-serve"))],
         env
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             "MLAPI_MULTIPROC_DIR": str(work / "metrics"),
             # A fresh prediction log per run, not the user's own.
             "MLAPI_PREDICTION_LOG_URL": f"sqlite://{work / 'predictions.db'}",
+            "MLAPI_API_KEYS_FILE": str(work / "api-keys"),
         },
         api_log,
     )
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _wait_healthy(f"http://127.0.0.1:{api_port}/api/v1/health", api, api_log)
         _wait_healthy(f"http://127.0.0.1:{bare_port}/", bare, bare_log)
-        samples = _measure(args, (api_port, bare_port), single, records, model)
+        samples = _measure(args, (api_port, bare_port), single, records, model, key=key)
     finally:
         _stop(api)
         _stop(bare)
@@ -232,6 +237,8 @@ def _measure(
     single: list[dict[str, Any]],
     records: list[dict[str, Any]],
     model: Any,
+    *,
+    key: str,
 ) -> Samples:
     api_url = f"http://127.0.0.1:{ports[0]}/api/v1/predict"
     bare_url = f"http://127.0.0.1:{ports[1]}/"
@@ -240,7 +247,11 @@ def _measure(
     batch_body = orjson.dumps({"inputs": records})
     headers = {"content-type": "application/json"}
     samples = Samples()
-    with httpx.Client(timeout=120) as api_client, httpx.Client(timeout=120) as bare_client:
+    auth = {"Authorization": f"Bearer {key}"}
+    with (
+        httpx.Client(timeout=120, headers=auth) as api_client,
+        httpx.Client(timeout=120) as bare_client,
+    ):
 
         def api_call(body: bytes, request_id: str) -> None:
             response = api_client.post(

@@ -38,6 +38,7 @@ import portpicker
 import psycopg
 from peers.run import (
     BATCH,
+    BENCH_KEY,
     Results,
     Server,
     _cpu_seconds,
@@ -49,6 +50,7 @@ from peers.run import (
     write_section,
 )
 
+from mlapi.keys import key_line
 from mlapi.prediction_log import open_prediction_log
 
 HERE = Path(__file__).resolve().parent
@@ -75,7 +77,11 @@ def _server(backend: str, url: str, work: Path, bodies: dict[str, Path]) -> Serv
     """mlapi-serve, one worker, on the log at url."""
     port = portpicker.pick_unused_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLAPI_", "PROMETHEUS_"))}
+    # As in production: every request bears a key (wrk sends BENCH_KEY).
+    keys = work / f"{backend}-api-keys"
+    keys.write_text(key_line(BENCH_KEY, ["predict", "metrics"], "bench") + "\n")
     env = base | {
+        "MLAPI_API_KEYS_FILE": str(keys),
         "MLAPI_HOST": "127.0.0.1",
         "MLAPI_PORT": str(port),
         "MLAPI_WORKERS": "1",
@@ -98,7 +104,8 @@ def _server(backend: str, url: str, work: Path, bodies: dict[str, Path]) -> Serv
 def _write_totals(server: Server) -> tuple[float, float]:
     """The server's prediction log write histogram: seconds and requests so far."""
     metrics_url = server.ready_url.replace("/api/v1/health", "/metrics")
-    with urllib.request.urlopen(metrics_url, timeout=30) as response:
+    request = urllib.request.Request(metrics_url, headers={"Authorization": f"Bearer {BENCH_KEY}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
         scrape = Scrape(response.read().decode())
     return scrape.value(f"{WRITE_SECONDS}_sum"), scrape.value(f"{WRITE_SECONDS}_count")
 

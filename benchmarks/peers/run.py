@@ -196,10 +196,13 @@ def _v2_body(records: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs})
 
 
+#: mlapi's API key for the run (the other servers ignore the header, which every one gets).
+BENCH_KEY = "mlapi_" + os.urandom(32).hex()
+
+
 def _post(url: str, body: bytes) -> Any:
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=120) as response:
         if response.status != 200:
             raise RuntimeError(f"{url} answered {response.status}")
@@ -221,7 +224,13 @@ def _servers(build: Path, model_path: Path, workers: int, bodies: dict[str, Path
         env = base | {"BENCH_MODEL_PATH": str(model_path), "BENCH_WORKERS": str(workers)}
         own = {"single": bodies["single"], "batch": bodies["batch"]}
         if kind == "mlapi":
+            # As in production: every request bears a key, checked against the key file.
+            keys = run / "mlapi-api-keys"
+            keys.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256(BENCH_KEY.encode()).hexdigest()
+            keys.write_text(f"predict sha256:{digest} bench\n")
             env |= {
+                "MLAPI_API_KEYS_FILE": str(keys),
                 "MLAPI_HOST": "127.0.0.1",
                 "MLAPI_PORT": str(port),
                 "MLAPI_WORKERS": str(workers),
@@ -389,7 +398,7 @@ def _wrk(url: str, body: Path, connections: int, seconds: float) -> dict[str, fl
     ]  # fmt: skip
     done = subprocess.run(
         command,
-        env=os.environ | {"WRK_BODY": str(body)},
+        env=os.environ | {"WRK_BODY": str(body), "WRK_AUTHORIZATION": f"Bearer {BENCH_KEY}"},
         check=True,
         capture_output=True,
         text=True,

@@ -1,6 +1,7 @@
--- POST the body in $WRK_BODY; at the end print one JSON line with what the harness needs.
+-- POST the body in $WRK_BODY with the header Authorization: $WRK_AUTHORIZATION; at the end print one JSON line with what the harness needs.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("WRK_AUTHORIZATION")
 local file = assert(io.open(os.getenv("WRK_BODY"), "rb"))
 wrk.body = file:read("*a")
 file:close()

@@ -22,6 +22,8 @@ REGION = "eu-west-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 TAG = "0.1.0"
 DATABASE_URL = "postgresql://mlapi:not-a-real-password@mlapi-log.example:5432/mlapi"
+#: A key file's content, as python -m mlapi.keys prints its lines: hashes and scopes only.
+API_KEYS = "predict,feedback,read sha256:" + "ab" * 32 + " client\n"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,8 +105,19 @@ def database_secret(moto_endpoint: str) -> str:
     return str(created["ARN"])
 
 
+@pytest.fixture(scope="session")
+def api_keys_secret(moto_endpoint: str) -> str:
+    """The ARN of a secret in moto holding the API's key file, as the README creates it."""
+    created = client("secretsmanager", moto_endpoint).create_secret(
+        Name="mlapi/api-keys", SecretString=API_KEYS
+    )
+    return str(created["ARN"])
+
+
 @pytest.fixture
-def settings(moto_endpoint: str, network: Network, database_secret: str) -> Settings:
+def settings(
+    moto_endpoint: str, network: Network, database_secret: str, api_keys_secret: str
+) -> Settings:
     """Settings of a deployment into moto that decides quickly, with names no other test uses.
 
     The server is shared rather than reset between tests: a reset makes moto rebuild its
@@ -127,6 +140,7 @@ def settings(moto_endpoint: str, network: Network, database_secret: str) -> Sett
         stability_timeout=2,
         poll_interval=0.05,
         database_secret_arn=database_secret,
+        api_keys_secret_arn=api_keys_secret,
     )
 
 

@@ -66,6 +66,7 @@ def test_first_run_without_an_image_creates_what_needs_none(aws: Aws, settings: 
         f"IAM role {role}",
         f"IAM role {role}: AmazonECSTaskExecutionRolePolicy attached",
         f"IAM role {role}: may read secret {settings.database_secret_arn}",
+        f"IAM role {role}: may read secret {settings.api_keys_secret_arn}",
         f"ECS cluster {settings.cluster}",
     ]
     assert report.waiting == (

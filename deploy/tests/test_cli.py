@@ -40,6 +40,7 @@ def cli_env(settings: Settings, network: Network) -> dict[str, str]:
         "DEPLOY_SUBNETS": ",".join(network.subnets),
         "DEPLOY_SECURITY_GROUPS": network.security_group,
         "DEPLOY_DATABASE_SECRET_ARN": str(settings.database_secret_arn),
+        "DEPLOY_API_KEYS_SECRET_ARN": str(settings.api_keys_secret_arn),
     }
 
 

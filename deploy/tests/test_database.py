@@ -7,6 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import DATABASE_URL, TAG, put_image
 
+from yield_deploy.api_keys import READ_POLICY as KEYS_READ_POLICY
 from yield_deploy.autoscaling import scale
 from yield_deploy.aws import Aws
 from yield_deploy.bootstrap import bootstrap
@@ -52,7 +53,9 @@ def test_the_task_definition_passes_the_url_as_a_secret_only(aws: Aws, settings:
 
     (container,) = definition["containerDefinitions"]
     assert container["secrets"] == [
-        {"name": "MLAPI_PREDICTION_LOG_URL", "valueFrom": settings.database_secret_arn}
+        {"name": "MLAPI_PREDICTION_LOG_URL", "valueFrom": settings.database_secret_arn},
+        # and the API keys' (tests/test_api_keys.py)
+        {"name": "MLAPI_API_KEYS", "valueFrom": settings.api_keys_secret_arn},
     ]
     names = [item["name"] for item in container["environment"]]
     assert "MLAPI_PREDICTION_LOG_URL" not in names
@@ -64,7 +67,11 @@ def test_the_execution_role_may_read_exactly_that_secret(aws: Aws, settings: Set
     _bootstrapped(aws, settings)
 
     role = settings.execution_role
-    assert aws.iam.list_role_policies(RoleName=role)["PolicyNames"] == [READ_POLICY]
+    # (the other policy is the API keys', tests/test_api_keys.py)
+    assert sorted(aws.iam.list_role_policies(RoleName=role)["PolicyNames"]) == [
+        KEYS_READ_POLICY,
+        READ_POLICY,
+    ]
     assert _read_policy(aws, settings) == {
         "Version": "2012-10-17",
         "Statement": [
@@ -161,9 +168,11 @@ def test_one_task_without_the_secret_keeps_its_log_in_the_task(
 
     definition = _bootstrapped(aws, single)
 
-    assert "secrets" not in definition["containerDefinitions"][0]
+    # only the API keys' secret
+    (secret,) = definition["containerDefinitions"][0]["secrets"]
+    assert secret["name"] == "MLAPI_API_KEYS"
     role = settings.execution_role
-    assert aws.iam.list_role_policies(RoleName=role)["PolicyNames"] == []
+    assert aws.iam.list_role_policies(RoleName=role)["PolicyNames"] == [KEYS_READ_POLICY]
 
 
 def test_a_secret_that_does_not_exist_is_refused(aws: Aws, settings: Settings) -> None:

@@ -105,6 +105,12 @@ def test_missing_names_are_reported_by_variable_and_flag(monkeypatch: pytest.Mon
             "DEPLOY_DATABASE_SECRET_ARN (--database-secret-arn): must be a secret in"
             " DEPLOY_REGION (eu-west-1), not us-east-1",
         ),
+        (
+            "DEPLOY_API_KEYS_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlapi/api-keys-AbCdEf",
+            "DEPLOY_API_KEYS_SECRET_ARN (--api-keys-secret-arn): must be a secret in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
     ],
 )
 def test_unsafe_values_are_refused(

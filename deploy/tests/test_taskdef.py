@@ -14,12 +14,19 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "mlapi" / "Dockerfile"
 ROLE = "arn:aws:iam::123456789012:role/mlapi-task-execution"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/yield/mlapi:1.0.0"
+KEYS_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlapi/api-keys-AbCdEf"
 
 
 @pytest.fixture
 def bare_settings() -> Settings:
-    """Settings with only the required names."""
-    return Settings(region="eu-west-1", cluster="yield", service="mlapi", repository="yield/mlapi")
+    """Settings with only the required names, and the API keys' secret, which the task needs."""
+    return Settings(
+        region="eu-west-1",
+        cluster="yield",
+        service="mlapi",
+        repository="yield/mlapi",
+        api_keys_secret_arn=KEYS_SECRET,
+    )
 
 
 def test_render_fills_every_placeholder(bare_settings: Settings) -> None:
@@ -33,6 +40,7 @@ def test_render_fills_every_placeholder(bare_settings: Settings) -> None:
     assert (container["name"], container["image"]) == ("mlapi", IMAGE)
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/mlapi"
     assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
+    assert container["secrets"] == [{"name": "MLAPI_API_KEYS", "valueFrom": KEYS_SECRET}]
 
 
 def test_port_health_check_and_api_port_agree() -> None:

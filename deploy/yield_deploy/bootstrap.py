@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from yield_deploy import taskdef
+from yield_deploy import api_keys, taskdef
 from yield_deploy.autoscaling import ensure_autoscaling
 from yield_deploy.aws import Aws, active_service, error_code, image_exists, repository_uri
 from yield_deploy.database import describe_secret, ensure_secret_access, require_shared_log
@@ -68,12 +68,14 @@ def bootstrap(aws: Aws, settings: Settings) -> Report:
     """
     require_shared_log(settings)
     secret = describe_secret(aws, settings)
+    keys_secret = api_keys.describe_secret(aws, settings)
     report = Report()
     ensure_repository(aws, settings, report.changes)
     ensure_log_group(aws, settings, report.changes)
     role_arn = ensure_execution_role(aws, settings, report.changes)
     if secret is not None:
         ensure_secret_access(aws, settings, secret, report.changes)
+    api_keys.ensure_access(aws, settings, keys_secret, report.changes)
     ensure_cluster(aws, settings, report.changes)
     if active_service(aws, settings) is None:
         report.waiting = create_service(aws, settings, role_arn, report.changes)

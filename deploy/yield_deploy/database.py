@@ -46,24 +46,31 @@ def describe_secret(aws: Aws, settings: Settings) -> DatabaseSecret | None:
     arn = settings.database_secret_arn
     if arn is None:
         return None
+    return describe_named_secret(
+        aws, arn, "DEPLOY_DATABASE_SECRET_ARN", "README: The prediction log on PostgreSQL"
+    )
+
+
+def describe_named_secret(aws: Aws, arn: str, variable: str, guide: str) -> DatabaseSecret:
+    """A secret, checked to exist, not to be deleted and to be named by its complete ARN;
+    errors name the variable that gave the ARN and where the README says how to create it."""
     try:
         found = aws.secretsmanager.describe_secret(SecretId=arn)
     except ClientError as error:
         if error_code(error) != "ResourceNotFoundException":
             raise
         raise SettingsError(
-            f"DEPLOY_DATABASE_SECRET_ARN names no secret in Secrets Manager: {arn}; create it"
-            " with aws secretsmanager create-secret (README: The prediction log on PostgreSQL)"
+            f"{variable} names no secret in Secrets Manager: {arn}; create it"
+            f" with aws secretsmanager create-secret ({guide})"
         ) from None
     if found.get("DeletedDate") is not None:
         raise SettingsError(
-            f"DEPLOY_DATABASE_SECRET_ARN names a secret scheduled for deletion: {arn};"
+            f"{variable} names a secret scheduled for deletion: {arn};"
             " restore it (aws secretsmanager restore-secret) or name another"
         )
     if found["ARN"] != arn:
         raise SettingsError(
-            f"DEPLOY_DATABASE_SECRET_ARN must be the secret's complete ARN, {found['ARN']},"
-            f" not {arn}"
+            f"{variable} must be the secret's complete ARN, {found['ARN']}, not {arn}"
         )
     return DatabaseSecret(arn=arn, kms_key_arn=_customer_key(aws, found.get("KmsKeyId")))
 
@@ -77,11 +84,13 @@ def _customer_key(aws: Aws, key_id: str | None) -> str | None:
     return str(key["Arn"]) if key.get("KeyManager") == "CUSTOMER" else None
 
 
-def read_policy(settings: Settings, secret: DatabaseSecret) -> dict[str, Any]:
+def read_policy(
+    settings: Settings, secret: DatabaseSecret, what: str = "PredictionLogUrl"
+) -> dict[str, Any]:
     """The execution role's inline policy: read exactly this secret, decrypt with its key."""
     statements: list[dict[str, Any]] = [
         {
-            "Sid": "ReadPredictionLogUrl",
+            "Sid": f"Read{what}",
             "Effect": "Allow",
             "Action": "secretsmanager:GetSecretValue",
             "Resource": secret.arn,
@@ -90,7 +99,7 @@ def read_policy(settings: Settings, secret: DatabaseSecret) -> dict[str, Any]:
     if secret.kms_key_arn is not None:
         statements.append(
             {
-                "Sid": "DecryptPredictionLogUrl",
+                "Sid": f"Decrypt{what}",
                 "Effect": "Allow",
                 "Action": "kms:Decrypt",
                 "Resource": secret.kms_key_arn,
@@ -106,22 +115,26 @@ def read_policy(settings: Settings, secret: DatabaseSecret) -> dict[str, Any]:
 
 
 def ensure_secret_access(
-    aws: Aws, settings: Settings, secret: DatabaseSecret, changes: list[str]
+    aws: Aws,
+    settings: Settings,
+    secret: DatabaseSecret,
+    changes: list[str],
+    *,
+    policy: str = READ_POLICY,
+    what: str = "PredictionLogUrl",
 ) -> None:
     """Give the execution role the read policy unless it already has exactly that one."""
-    wanted = read_policy(settings, secret)
+    wanted = read_policy(settings, secret, what)
     role = settings.execution_role
     try:
-        document = aws.iam.get_role_policy(RoleName=role, PolicyName=READ_POLICY)["PolicyDocument"]
+        document = aws.iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
     except ClientError as error:
         if error_code(error) != "NoSuchEntity":
             raise
         document = None
     current = json.loads(document) if isinstance(document, str) else document
     if current != wanted:
-        aws.iam.put_role_policy(
-            RoleName=role, PolicyName=READ_POLICY, PolicyDocument=json.dumps(wanted)
-        )
+        aws.iam.put_role_policy(RoleName=role, PolicyName=policy, PolicyDocument=json.dumps(wanted))
         changes.append(f"IAM role {role}: may read secret {secret.arn}")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from yield_deploy import taskdef
+from yield_deploy.api_keys import require_api_keys
 from yield_deploy.aws import Aws, active_service, image_exists, repository_uri
 from yield_deploy.database import require_shared_log
 from yield_deploy.errors import NotBootstrappedError, RolloutError, SettingsError
@@ -96,6 +97,7 @@ def deploy(
         raise SettingsError("deploy needs the image's tag: DEPLOY_IMAGE_TAG (--image-tag)")
     if from_template:
         require_shared_log(settings)
+        require_api_keys(settings)
     service = active_service(aws, settings)
     if service is None:
         raise NotBootstrappedError(

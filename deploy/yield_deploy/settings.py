@@ -116,6 +116,14 @@ class Settings(BaseSettings):
             " (postgresql://...); needed when the service may run more than one task."
         ),
     )
+    api_keys_secret_arn: str | None = Field(
+        default=None,
+        pattern=SECRET_ARN,
+        description=(
+            "Complete ARN of the Secrets Manager secret holding the API's key file (the hashes"
+            " and scopes of its keys, python -m mlapi.keys); the API starts only with it."
+        ),
+    )
     registry: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9.-]+(:\d+)?$",
@@ -146,7 +154,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return value
 
-    @field_validator("database_secret_arn")
+    @field_validator("database_secret_arn", "api_keys_secret_arn")
     @classmethod
     def _same_region(cls, value: str | None, info: ValidationInfo) -> str | None:
         match = re.match(SECRET_ARN, value) if value is not None else None

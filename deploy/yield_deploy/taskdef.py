@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from yield_deploy import database
+from yield_deploy import api_keys, database
 from yield_deploy.errors import NotBootstrappedError
 from yield_deploy.settings import Settings
 
@@ -67,11 +67,10 @@ def render(settings: Settings, image: str, execution_role_arn: str) -> dict[str,
         "region": settings.region,
     }
     filled: dict[str, Any] = _fill(template(), values)
-    # Only ever a secret: a URL in the environment would show its password to anyone who may
-    # describe the task definition.
-    secrets = database.container_secrets(settings)
-    if secrets:
-        container_of(filled, settings.container)["secrets"] = secrets
+    # Only ever secrets: a URL in the environment would show its password to anyone who may
+    # describe the task definition; the API keys' hashes are kept out of it too.
+    secrets = database.container_secrets(settings) + api_keys.container_secrets(settings)
+    container_of(filled, settings.container)["secrets"] = secrets
     return filled
 
 

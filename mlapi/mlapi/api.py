@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from mlapi import __version__, metrics
+from mlapi.auth import require
 from mlapi.deps import JsonBody, LogDep, ModelDep, SettingsDep
 from mlapi.errors import ApiError, error_responses
 from mlapi.feedback import parse_feedback
@@ -63,7 +64,7 @@ async def health(model: ModelDep, log: LogDep) -> Health:
     )
 
 
-@router.get("/api/v1/model", responses=error_responses(503))
+@router.get("/api/v1/model", dependencies=[require()], responses=error_responses(401, 503))
 async def model_card(model: ModelDep) -> ModelCard:
     """Describe the served model: version, training time and data, holdout metrics, features."""
     return model.card
@@ -71,8 +72,9 @@ async def model_card(model: ModelDep) -> ModelCard:
 
 @router.post(
     "/api/v1/predict",
+    dependencies=[require("predict")],
     response_model=PredictionResults,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 403, 413, 415, 422, 503),
     openapi_extra=_request_body("PredictionRequest"),
 )
 async def predict(
@@ -140,7 +142,8 @@ def prediction_results(result: PredictionResult, ids: Sequence[UUID]) -> bytes:
 
 @router.post(
     "/api/v1/feedback",
-    responses=error_responses(400, 413, 415, 422, 503),
+    dependencies=[require("feedback")],
+    responses=error_responses(400, 401, 403, 413, 415, 422, 503),
     openapi_extra=_request_body("FeedbackRequest"),
 )
 async def feedback(body: JsonBody, log: LogDep, settings: SettingsDep) -> FeedbackResults:
@@ -161,7 +164,11 @@ def _feedback(body: bytes, log: PredictionLog, settings: Settings) -> FeedbackRe
     )
 
 
-@router.get("/api/v1/predictions/{prediction_id}", responses=error_responses(404, 422, 503))
+@router.get(
+    "/api/v1/predictions/{prediction_id}",
+    dependencies=[require("read")],
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 async def logged_prediction(prediction_id: PredictionId, log: LogDep) -> LoggedPrediction:
     """A logged prediction: the record as sent, the answer, and the measured yield if known."""
     found = await anyio.to_thread.run_sync(log.get, prediction_id)

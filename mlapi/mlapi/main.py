@@ -16,7 +16,9 @@ from pydantic.json_schema import models_json_schema
 
 from mlapi import __version__, metrics
 from mlapi.api import router
+from mlapi.auth import KeyRing, require
 from mlapi.errors import add_error_handlers
+from mlapi.keys import load_keys, read_keys
 from mlapi.monitor import Monitor
 from mlapi.prediction_log import open_prediction_log
 from mlapi.request_log import RequestLogMiddleware
@@ -80,12 +82,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing is loaded until the lifespan starts."""
     app = FastAPI(title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan)
-    app.state.settings = settings or get_settings()
+    settings = app.state.settings = settings or get_settings()
+    app.state.key_ring = None
+    if settings.api_keys_file is not None:
+        app.state.key_ring = KeyRing(load_keys(settings.api_keys_file))
+    elif settings.api_keys is not None:
+        app.state.key_ring = KeyRing(read_keys(settings.api_keys, "MLAPI_API_KEYS"))
+    else:
+        logger.warning("MLAPI_AUTH=disabled: every route answers anyone who can reach it")
     app.include_router(router)
     add_error_handlers(app)
     Instrumentator(excluded_handlers=[f"^{path}$" for path in UNMEASURED_PATHS]).add(
         metrics.HTTP_INSTRUMENTATION
-    ).instrument(app).expose(app, include_in_schema=False)
+    ).instrument(app).expose(app, include_in_schema=False, dependencies=[require("metrics")])
     app.add_middleware(RequestLogMiddleware)
 
     def openapi() -> dict[str, Any]:

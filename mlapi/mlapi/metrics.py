@@ -32,6 +32,9 @@ LOG_WRITE_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 )  # fmt: skip
 FEEDBACK_REJECTIONS: Final = ("unknown", "duplicate")
+#: Why a request was refused by mlapi.auth: no Authorization header, one that is not
+#: "Bearer KEY", a key that is not in the key file, a key without the route's scope.
+AUTH_FAILURE_REASONS: Final = ("missing", "malformed", "invalid", "forbidden")
 
 # HTTP requests: the instrumentator's standard names (http_requests_total,
 # http_request_duration_seconds, http_request_size_bytes, http_response_size_bytes), created
@@ -157,6 +160,20 @@ PREDICTION_LOG_ROWS = Gauge(
     ["table"],
     multiprocess_mode="livemostrecent",
 )
+
+# Never labelled with the key or its name: a guessed key would become a series.
+AUTH_FAILURES = Counter(
+    "mlapi_auth_failures_total",
+    "Requests refused for their API key: missing, malformed, invalid (401) or forbidden (403).",
+    ["reason"],
+)
+for _reason in AUTH_FAILURE_REASONS:
+    AUTH_FAILURES.labels(_reason)
+
+
+def record_auth_failure(reason: str) -> None:
+    """Count a request refused for its API key."""
+    AUTH_FAILURES.labels(reason).inc()
 
 
 def announce_model(model_name: str, model_version: str, api_version: str) -> None:

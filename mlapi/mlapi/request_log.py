@@ -68,6 +68,8 @@ def _log(scope: Scope, state: dict[str, Any], status: int, seconds: float) -> No
         "duration_ms": round(seconds * 1000, 3),
         "record_count": state.get("record_count"),
         "model_version": getattr(model, "version", None),
+        # The name of the API key the request was served for (mlapi.auth), never the key.
+        "api_key": state.get("api_key_name"),
     }
     if "record_values" in state:
         fields["record_values"] = state["record_values"]

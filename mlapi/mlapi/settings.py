@@ -11,9 +11,11 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlapi.keys import KeyFileError, load_keys, read_keys
+
 ENV_PREFIX = "MLAPI_"
 #: Variables whose values are never shown in messages.
-SECRET_VARIABLES = frozenset({f"{ENV_PREFIX}PREDICTION_LOG_URL"})
+SECRET_VARIABLES = frozenset({f"{ENV_PREFIX}PREDICTION_LOG_URL", f"{ENV_PREFIX}API_KEYS"})
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
@@ -85,6 +87,24 @@ class Settings(BaseSettings):
         description="Seconds in-flight requests get to finish after SIGTERM.",
     )
 
+    auth: Literal["keys", "disabled"] = Field(
+        default="keys",
+        description="keys: every route but health needs an API key of MLAPI_API_KEYS_FILE; "
+        "disabled: none does, for local development only.",
+    )
+    api_keys: str | None = Field(
+        default=None,
+        description="The key file's content itself, for where a secret arrives as a variable "
+        "(ECS); instead of MLAPI_API_KEYS_FILE.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        # Checked when absent too: without keys the service refuses to start.
+        validate_default=True,
+        description="The API keys' file: one line per key, SCOPES sha256:HASH [NAME] "
+        "(python -m mlapi.keys new prints one).",
+    )
+
     prediction_log_url: str = Field(
         default_factory=_default_prediction_log_url,
         description="The prediction log: sqlite:///ABSOLUTE/PATH (a file, created with its "
@@ -149,10 +169,50 @@ class Settings(BaseSettings):
         description="Predictions and feedbacks older than this are deleted.",
     )
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "auth", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("auth") == "disabled":
+            raise ValueError("is set, and MLAPI_AUTH=disabled: unset one of them")
+        try:
+            read_keys(value, "MLAPI_API_KEYS")
+        except KeyFileError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Read here, so that a bad file stops the start with the line at fault; the app
+        # reads it again when it is built.
+        if "api_keys" not in info.data:  # refused already, with its own message
+            return value
+        given = info.data["api_keys"] is not None
+        if info.data.get("auth") == "disabled":
+            if value is not None:
+                raise ValueError("is set, and MLAPI_AUTH=disabled: unset one of them")
+            return value
+        if value is not None and given:
+            raise ValueError("is set, and MLAPI_API_KEYS too: set only one of them")
+        if value is None and not given:
+            raise ValueError(
+                "is required (or MLAPI_API_KEYS, the file's content): no API key, no service "
+                "(python -m mlapi.keys new makes one); for local development only, "
+                "MLAPI_AUTH=disabled serves without keys"
+            )
+        if value is not None:
+            try:
+                load_keys(value)
+            except KeyFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("multiproc_dir")
     @classmethod

@@ -16,7 +16,15 @@ import portpicker
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from mlapi_support import BACKENDS, PostgresServer, RunningServer, Scrape, new_log_url
+from mlapi_support import (
+    AUTH,
+    BACKENDS,
+    PostgresServer,
+    RunningServer,
+    Scrape,
+    new_log_url,
+    write_test_key_file,
+)
 
 from mlapi.main import create_app
 from mlapi.settings import ENV_PREFIX, Settings
@@ -32,8 +40,8 @@ def _without_service_env() -> dict[str, str]:
 
 
 #: Settings every in-process app of the tests gets (set by pytest_configure): a prediction
-#: log of the test session's own, and a monitoring job that never runs by itself (tests call
-#: ``run_once``).
+#: log of the test session's own, a monitoring job that never runs by itself (tests call
+#: ``run_once``), and the key file of the tests' key (``AUTH``).
 TEST_ENV: dict[str, str] = {}
 
 
@@ -44,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     data = tempfile.mkdtemp(prefix="mlapi-tests-")
     TEST_ENV[f"{ENV_PREFIX}PREDICTION_LOG_URL"] = f"sqlite://{Path(data) / 'predictions.db'}"
     TEST_ENV[f"{ENV_PREFIX}MONITOR_INTERVAL_SECONDS"] = "86400"
+    TEST_ENV[f"{ENV_PREFIX}API_KEYS_FILE"] = str(write_test_key_file(Path(data) / "api-keys"))
     os.environ.update(TEST_ENV)
 
 
@@ -72,14 +81,14 @@ def app(clean_env: None) -> FastAPI:
 @pytest.fixture(scope="session")
 def client(app: FastAPI) -> Iterator[TestClient]:
     """A client of the app whose model is loaded (lifespan started)."""
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=AUTH) as test_client:
         yield test_client
 
 
 @pytest.fixture
 def unready_client(clean_env: None) -> TestClient:
     """A client of an app whose lifespan has not run: no model loaded."""
-    return TestClient(create_app(Settings()))
+    return TestClient(create_app(Settings()), headers=AUTH)
 
 
 # -- the two backends of the prediction log --------------------------------------------------
@@ -115,7 +124,7 @@ def record() -> dict[str, Any]:
 @pytest.fixture
 def scrape(client: TestClient) -> Callable[[], Scrape]:
     """Read the in-process app's /metrics."""
-    return lambda: Scrape(client.get("/metrics").text)
+    return lambda: Scrape(client.get("/metrics").text)  # the client sends AUTH
 
 
 # -- real servers ---------------------------------------------------------------------------
@@ -126,10 +135,11 @@ STARTUP_TIMEOUT_SECONDS = 180
 
 
 def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    """The environment of an mlapi-serve process: these settings; metrics and the
-    prediction log under tmp_path."""
+    """The environment of an mlapi-serve process: these settings; metrics, the prediction
+    log and the key file of the tests' key under tmp_path."""
     env = _without_service_env()
     env[f"{ENV_PREFIX}MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    env[f"{ENV_PREFIX}API_KEYS_FILE"] = str(write_test_key_file(tmp_path / "api-keys"))
     env[f"{ENV_PREFIX}PREDICTION_LOG_URL"] = f"sqlite://{tmp_path / 'data' / 'predictions.db'}"
     env.update({ENV_PREFIX + key.upper(): value for key, value in settings.items()})
     return env

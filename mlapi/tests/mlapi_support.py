@@ -18,8 +18,20 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlapi.keys import SCOPES, key_line
 from yield_model import datasets
 from yield_model.columns import FEATURE_COLUMNS
+
+#: The tests' API key, with every scope, in the key file every app and server of the tests
+#: reads (``write_test_key_file``); its header goes with every request that needs a key.
+TEST_KEY = "mlapi_tests-key-with-every-scope"
+AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+
+
+def write_test_key_file(path: Path) -> Path:
+    """A key file holding the tests' key."""
+    path.write_text(key_line(TEST_KEY, list(SCOPES), "tests") + "\n", encoding="utf-8")
+    return path
 
 
 class Scrape:
@@ -49,7 +61,7 @@ class RunningServer:
         self.log = log
 
     def scrape(self) -> Scrape:
-        return Scrape(httpx.get(f"{self.url}/metrics", timeout=30).text)
+        return Scrape(httpx.get(f"{self.url}/metrics", headers=AUTH, timeout=30).text)
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from mlapi_support import AUTH
 
 from mlapi import __version__
 from mlapi.main import create_app
@@ -156,7 +157,7 @@ def test_a_bug_is_a_500_with_the_error_body_not_a_traceback(
 
     app = create_app(Settings())
     # When
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
         client.app_state["model"] = BrokenModel()  # what the lifespan loaded, replaced
         response = client.post("/api/v1/predict", json={"inputs": [record]})
     # Then
@@ -198,7 +199,7 @@ def test_a_worker_computes_at_most_predict_threads_requests_at_once(
     app = create_app(Settings(predict_threads=2))
     # When six requests arrive together
     body = {"inputs": [record] * 3}
-    with TestClient(app) as client, ThreadPoolExecutor(6) as pool:
+    with TestClient(app, headers=AUTH) as client, ThreadPoolExecutor(6) as pool:
         client.app_state["model"] = CountingModel()
         answers = list(pool.map(lambda _: client.post("/api/v1/predict", json=body), range(6)))
     # Then all are answered, two at a time
@@ -223,7 +224,7 @@ def test_health_answers_while_predictions_are_being_computed(
             return model.predict_json(body, max_records)
 
     with (
-        TestClient(create_app(Settings(predict_threads=2))) as client,
+        TestClient(create_app(Settings(predict_threads=2)), headers=AUTH) as client,
         ThreadPoolExecutor(2) as pool,
     ):
         client.app_state["model"] = SlowModel()

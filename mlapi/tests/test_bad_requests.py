@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from mlapi_support import AUTH
 
 from mlapi.main import create_app
 from mlapi.settings import Settings
@@ -139,7 +140,9 @@ def test_utf8_and_identity_declared_outright_are_accepted(
 @pytest.fixture(scope="module")
 def small_limits_client() -> Iterator[TestClient]:
     """A client of an app accepting 3 records and 4 KiB per request."""
-    with TestClient(create_app(Settings(max_records=3, max_body_bytes=4096))) as client:
+    with TestClient(
+        create_app(Settings(max_records=3, max_body_bytes=4096)), headers=AUTH
+    ) as client:
         yield client
 
 

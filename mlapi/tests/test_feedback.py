@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import BACKENDS, PostgresServer, Scrape, new_log_url
+from mlapi_support import AUTH, BACKENDS, PostgresServer, Scrape, new_log_url
 
 from mlapi import metrics
 from mlapi.main import create_app
@@ -42,7 +42,7 @@ def logged(
 ) -> Iterator[TestClient]:
     """A client of an app with a prediction log of its own, once per backend."""
     url = new_log_url(request, request.param, tmp_path_factory.mktemp("log"))
-    with TestClient(create_app(Settings(prediction_log_url=url))) as client:
+    with TestClient(create_app(Settings(prediction_log_url=url)), headers=AUTH) as client:
         yield client
 
 
@@ -210,7 +210,7 @@ def test_bad_feedback_gets_its_status_and_the_item_index(client: TestClient, bad
 
 
 def test_more_feedback_items_than_the_record_limit_is_413() -> None:
-    with TestClient(create_app(Settings(max_records=3))) as client:
+    with TestClient(create_app(Settings(max_records=3)), headers=AUTH) as client:
         response = client.post("/api/v1/feedback", content=_items(*[_item(0.9)] * 4), headers=JSON)
     assert response.status_code == 413
     assert response.json()["detail"]["code"] == "too_many_records"
@@ -228,7 +228,7 @@ class BrokenLog:
 @pytest.fixture
 def broken_log_client() -> Iterator[TestClient]:
     """A client of an app whose prediction log cannot be written."""
-    with TestClient(create_app(Settings())) as client:
+    with TestClient(create_app(Settings()), headers=AUTH) as client:
         client.app_state["prediction_log"] = BrokenLog()  # what the lifespan opened, replaced
         yield client
 
@@ -307,9 +307,9 @@ def test_health_is_503_on_a_postgresql_log_that_only_reads(
     # Given a service whose database has become read-only (a standby, say)
     url = postgres_server.new_database()
     read_only = url + "&options=-c%20default_transaction_read_only%3Don"
-    with TestClient(create_app(Settings(prediction_log_url=url))) as client:
+    with TestClient(create_app(Settings(prediction_log_url=url)), headers=AUTH) as client:
         assert client.get("/api/v1/health").status_code == 200
-    with TestClient(create_app(Settings(prediction_log_url=read_only))) as client:
+    with TestClient(create_app(Settings(prediction_log_url=read_only)), headers=AUTH) as client:
         # Then health and predict answer 503, health naming the cause
         health = client.get("/api/v1/health")
         assert health.status_code == 503

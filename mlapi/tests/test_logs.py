@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from mlapi_support import AUTH
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from mlapi.logs import logging_config
@@ -30,6 +31,7 @@ def test_one_line_per_request_with_what_happened(
     assert line.status == 200  # type: ignore[attr-defined]
     assert line.record_count == 3  # type: ignore[attr-defined]
     assert line.model_version == "0.1.0"  # type: ignore[attr-defined]
+    assert line.api_key == "tests"  # type: ignore[attr-defined]  # the key's name, not the key
     assert line.duration_ms > 0  # type: ignore[attr-defined]
     assert not hasattr(line, "record_values")
 
@@ -49,7 +51,7 @@ def test_rejected_and_unknown_requests_are_logged_too(
 @pytest.fixture(scope="module")
 def logging_values_client() -> Iterator[TestClient]:
     """A client of an app whose settings ask for record values in the logs."""
-    with TestClient(create_app(Settings(log_record_values=True))) as client:
+    with TestClient(create_app(Settings(log_record_values=True)), headers=AUTH) as client:
         yield client
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import Scrape, generated_records
+from mlapi_support import AUTH, Scrape, generated_records
 
 from mlapi.main import create_app
 from mlapi.monitor import Monitor
@@ -42,7 +42,7 @@ def monitored(log_url: str) -> Iterator[TestClient]:
         accuracy_window=3,
         monitor_interval_seconds=86_400,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         yield client
 
 
@@ -141,7 +141,7 @@ def test_the_job_applies_retention_and_reports_the_rows(
         drift_min_records=10,
         accuracy_window=1,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         for size in (600, 300, 200):
             predict(client, [record] * size)
         result = run(client)

@@ -14,7 +14,7 @@ import orjson
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import PostgresServer
+from mlapi_support import AUTH, PostgresServer
 
 from mlapi.main import create_app
 from mlapi.prediction_log import (
@@ -580,7 +580,7 @@ def test_the_log_keeps_the_validated_records_whatever_the_body_around_them(
     record = {**EXAMPLE_RECORD, "A5": " 13:30:00 "}
     plain = orjson.dumps({"inputs": [record]})
     padded = b'{"inputs":' + b" " * 1_000_000 + plain[len(b'{"inputs":') :]
-    with TestClient(create_app(Settings(prediction_log_url=log_url))) as client:
+    with TestClient(create_app(Settings(prediction_log_url=log_url)), headers=AUTH) as client:
         # When the same record is sent plain and padded with a megabyte of whitespace
         for body in (plain, padded):
             answer = client.post(

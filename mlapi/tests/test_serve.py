@@ -17,7 +17,7 @@ import joblib
 import numpy as np
 import orjson
 import pytest
-from mlapi_support import PostgresServer, RunningServer, generated_records
+from mlapi_support import AUTH, PostgresServer, RunningServer, generated_records
 
 from mlapi.serve import StartupError, check_model, prepare_multiproc_dir
 from mlapi.settings import Settings
@@ -57,11 +57,15 @@ def _send(server: RunningServer, sizes: list[int], bad: int) -> None:
 
     def good(size: int) -> int:
         body = {"inputs": [EXAMPLE_RECORD] * size}
-        return httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=120).status_code
+        return httpx.post(
+            f"{server.url}/api/v1/predict", headers=AUTH, json=body, timeout=120
+        ).status_code
 
     def rejected(_: int) -> int:
         body = {"inputs": [{"A1": True}]}
-        return httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=120).status_code
+        return httpx.post(
+            f"{server.url}/api/v1/predict", headers=AUTH, json=body, timeout=120
+        ).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(good, sizes)) + list(pool.map(rejected, range(bad)))
@@ -124,7 +128,7 @@ def test_each_request_is_one_json_log_line_without_record_values(
     response = httpx.post(
         f"{server.url}/api/v1/predict",
         json={"inputs": [record, record]},
-        headers={"X-Request-ID": "plant-a.17"},
+        headers={**AUTH, "X-Request-ID": "plant-a.17"},
         timeout=120,
     )
     assert response.headers["X-Request-ID"] == "plant-a.17"
@@ -149,6 +153,7 @@ def test_sigterm_lets_the_request_in_flight_finish(
     body = orjson.dumps({"inputs": [EXAMPLE_RECORD] * 5})
     head = (
         "POST /api/v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     port = int(server.url.rsplit(":", 1)[1])
@@ -296,7 +301,7 @@ def _wait_for(condition: Callable[[], bool], what: str, server: RunningServer) -
 
 def _post(server: RunningServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
     # A connection of its own, so that the kernel spreads requests over the workers.
-    response = httpx.post(f"{server.url}{path}", json=body, timeout=120)
+    response = httpx.post(f"{server.url}{path}", headers=AUTH, json=body, timeout=120)
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
@@ -429,7 +434,10 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
         while not stop.is_set():
             try:
                 answer = httpx.post(
-                    f"{server.url}/api/v1/predict", json={"inputs": [record] * 3}, timeout=30
+                    f"{server.url}/api/v1/predict",
+                    headers=AUTH,
+                    json={"inputs": [record] * 3},
+                    timeout=30,
                 )
                 if answer.status_code != 200:
                     continue
@@ -437,7 +445,9 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
                 acknowledged.update({p["prediction_id"]: p["predicted_yield"] for p in predictions})
                 first = predictions[0]["prediction_id"]
                 feedback = {"feedback": [{"prediction_id": first, "actual_yield": 0.9}]}
-                answer = httpx.post(f"{server.url}/api/v1/feedback", json=feedback, timeout=30)
+                answer = httpx.post(
+                    f"{server.url}/api/v1/feedback", headers=AUTH, json=feedback, timeout=30
+                )
                 if (
                     answer.status_code == 200
                     and answer.json()["results"][0]["status"] == "recorded"
@@ -463,7 +473,9 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
     # Then every acknowledged prediction and feedback is there
     assert len(acknowledged) >= 180
     for prediction_id, predicted in acknowledged.items():
-        found = httpx.get(f"{restarted.url}/api/v1/predictions/{prediction_id}", timeout=30)
+        found = httpx.get(
+            f"{restarted.url}/api/v1/predictions/{prediction_id}", headers=AUTH, timeout=30
+        )
         assert found.status_code == 200, prediction_id
         body = found.json()
         assert body["predicted_yield"] == predicted
@@ -497,7 +509,9 @@ def test_instances_sharing_a_postgresql_log_answer_for_each_other_and_monitor_on
     assert [r["status"] for r in answer["results"]] == ["recorded"] * 40
     for prediction in predictions[::7]:
         for server in servers:
-            found = httpx.get(f"{server.url}/api/v1/predictions/{prediction['prediction_id']}")
+            found = httpx.get(
+                f"{server.url}/api/v1/predictions/{prediction['prediction_id']}", headers=AUTH
+            )
             assert found.status_code == 200
             assert found.json()["predicted_yield"] == prediction["predicted_yield"]
             assert found.json()["feedback"]["actual_yield"] == 0.9
@@ -568,7 +582,9 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
     # And any instance answers a GET of any prediction, with its feedback
     for prediction_id in ids[::500]:
         for server in servers:
-            found = httpx.get(f"{server.url}/api/v1/predictions/{prediction_id}", timeout=30)
+            found = httpx.get(
+                f"{server.url}/api/v1/predictions/{prediction_id}", headers=AUTH, timeout=30
+            )
             assert found.status_code == 200
             assert found.json()["predicted_yield"] == predicted[prediction_id]
             assert found.json()["feedback"]["actual_yield"] == measured[prediction_id]
@@ -580,7 +596,9 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
         body = {
             "feedback": [{"prediction_id": fresh["prediction_id"], "actual_yield": 0.5 + k / 1000}]
         }
-        answer = httpx.post(f"{servers[k % 3].url}/api/v1/feedback", json=body, timeout=60)
+        answer = httpx.post(
+            f"{servers[k % 3].url}/api/v1/feedback", headers=AUTH, json=body, timeout=60
+        )
         assert answer.status_code == 200, answer.text
         status: str = answer.json()["results"][0]["status"]
         return status
@@ -619,7 +637,10 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
             server = servers[seed % 3]
             try:
                 answer = httpx.post(
-                    f"{server.url}/api/v1/predict", json={"inputs": records[:5]}, timeout=30
+                    f"{server.url}/api/v1/predict",
+                    headers=AUTH,
+                    json={"inputs": records[:5]},
+                    timeout=30,
                 )
             except httpx.TransportError:
                 continue  # in flight when the instance died: not acknowledged
@@ -642,6 +663,8 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
         thread.join()
     # Then every acknowledged prediction is in the log, read from a surviving instance
     for prediction_id, value in acknowledged.items():
-        found = httpx.get(f"{servers[1].url}/api/v1/predictions/{prediction_id}", timeout=30)
+        found = httpx.get(
+            f"{servers[1].url}/api/v1/predictions/{prediction_id}", headers=AUTH, timeout=30
+        )
         assert found.status_code == 200, prediction_id
         assert found.json()["predicted_yield"] == value

@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 MONITORING = ("prometheus", "grafana", "cadvisor")
+#: The one-shot service that makes the API keys on first start.
+KEY_MAKER = "mlapi-keys"
 POSTGRES_PORT = 5432
 INIT_DIR = "/docker-entrypoint-initdb.d"
 PASSWORDS = ("POSTGRES_PASSWORD", "POSTGRES_GRAFANA_PASSWORD")
@@ -57,8 +59,46 @@ def test_file_has_no_version_key(compose: dict[str, Any]) -> None:
     assert "version" not in compose
 
 
-def test_stack_has_the_five_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"mlapi", "postgres", *MONITORING}
+def test_stack_has_the_five_services_and_the_key_maker(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"mlapi", "postgres", *MONITORING, KEY_MAKER}
+
+
+def test_the_api_reads_the_hashes_of_the_keys_made_on_its_volume_before_it_starts(
+    compose: dict[str, Any], root: Path
+) -> None:
+    services = compose["services"]
+    maker, mlapi = services[KEY_MAKER], services["mlapi"]
+    # The same image, built once from the same definition
+    assert maker["image"] == mlapi["image"]
+    assert maker["build"] == mlapi["build"]
+    # Given what `python -m mlapi.keys init` is told to make
+    command = maker["command"]
+    assert command[:4] == ["python", "-m", "mlapi.keys", "init"]
+    keys_file = PurePosixPath(command[4])
+    (client_key,) = [a.split("=", 1)[1] for a in command if a.startswith("--client-key=")]
+    # Then the key file and the client key are on the API's data volume, which both mount
+    data = mount_target(mlapi, "mlapi-data")
+    assert mount_target(maker, "mlapi-data") == data
+    assert keys_file.parent == PurePosixPath(client_key).parent == PurePosixPath(data)
+    assert mlapi["environment"]["MLAPI_API_KEYS_FILE"] == str(keys_file)
+    assert "MLAPI_AUTH" not in mlapi["environment"]
+    assert mlapi["depends_on"][KEY_MAKER] == {"condition": "service_completed_successfully"}
+    # and the maker reaches no network, runs as the image's user, read-only, without privileges
+    assert maker["network_mode"] == "none"
+    assert "user" not in maker
+    assert maker["read_only"] is True
+    assert maker["cap_drop"] == ["ALL"]
+    # The metrics key's volume takes the owner of the image's directory, which others may
+    # traverse (Prometheus runs as another user)
+    (metrics_key,) = [a.split("=", 1)[1] for a in command if a.startswith("--metrics-key=")]
+    key_dir = PurePosixPath(metrics_key).parent
+    volume = [v.split(":")[0] for v in maker["volumes"] if v.split(":")[1] == str(key_dir)]
+    assert volume
+    assert volume[0] in compose["volumes"]
+    (user,) = dockerfile_instruction(root, "USER")
+    uid, gid = user.split(":")
+    runs = dockerfile_instruction(root, "RUN")
+    assert any(f"install -d -o {uid} -g {gid} -m 0755 {key_dir}" in run for run in runs)
 
 
 @pytest.mark.parametrize("name", MONITORING)
@@ -221,7 +261,10 @@ def test_api_healthcheck_is_the_images(compose: dict[str, Any], root: Path) -> N
 
 
 def test_every_service_restarts(compose: dict[str, Any]) -> None:
-    assert {s["restart"] for s in compose["services"].values()} == {"unless-stopped"}
+    services = {name: s for name, s in compose["services"].items() if name != KEY_MAKER}
+    assert {s["restart"] for s in services.values()} == {"unless-stopped"}
+    # but the key maker, which runs once per start of the stack
+    assert compose["services"][KEY_MAKER]["restart"] == "no"
 
 
 def test_health_conditions_wait_for_services_that_have_a_healthcheck(

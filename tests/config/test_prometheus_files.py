@@ -1,7 +1,8 @@
 """prometheus/: checked by promtool, Prometheus' own parser, and the alert set it must hold."""
 
+import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -44,8 +45,44 @@ def alert_tests(root: Path) -> list[dict[str, Any]]:
     return [case for group in unit["tests"] for case in group.get("alert_rule_test", [])]
 
 
-def test_promtool_accepts_the_config(promtool: str, root: Path) -> None:
-    promtool_run(promtool, "check", "config", "prometheus/prometheus.yml", cwd=root)
+def test_promtool_accepts_the_config(promtool: str, root: Path, tmp_path: Path) -> None:
+    promtool_run(
+        promtool, "check", "config", "--syntax-only", "prometheus/prometheus.yml", cwd=root
+    )
+    # The whole check also reads the files the config names: the API key Prometheus scrapes
+    # with exists only in the stack, so a copy names a key file here instead.
+    copy = tmp_path / "prometheus"
+    shutil.copytree(root / "prometheus", copy)
+    config = yaml.safe_load((copy / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [job for job in config["scrape_configs"] if "authorization" in job]
+    (tmp_path / "metrics.key").write_text("mlapi_not-a-real-key\n")
+    job["authorization"]["credentials_file"] = str(tmp_path / "metrics.key")
+    (copy / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    promtool_run(promtool, "check", "config", "prometheus.yml", cwd=copy)
+
+
+def test_prometheus_scrapes_the_api_with_the_key_the_stack_makes_for_it(
+    prometheus_config: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    (job,) = [job for job in prometheus_config["scrape_configs"] if job["job_name"] == "mlapi"]
+    key_file = PurePosixPath(job["authorization"]["credentials_file"])
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    # Made where mlapi-keys writes the metrics key, on a volume Prometheus mounts read-only
+    services = compose["services"]
+    assert f"--metrics-key={key_file}" in services["mlapi-keys"]["command"]
+    volume = mounted_volume(services["mlapi-keys"], key_file.parent)
+    assert f"{volume}:{key_file.parent}:ro" in services["prometheus"]["volumes"]
+    # the API itself never mounts it
+    assert not any(v.startswith(f"{volume}:") for v in services["mlapi"]["volumes"])
+    assert services["prometheus"]["depends_on"]["mlapi-keys"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+def mounted_volume(service: dict[str, Any], target: PurePosixPath) -> str:
+    """The named volume a service mounts at target."""
+    (found,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == str(target)]
+    return str(found)
 
 
 def test_promtool_accepts_the_rules(promtool: str, root: Path) -> None:

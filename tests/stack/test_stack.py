@@ -171,8 +171,50 @@ def recorded_errors() -> list[float]:
     return []
 
 
+_client_keys: dict[str, str] = {}
+
+
+def client_key(stack: Stack) -> str:
+    """The client key mlapi-keys made on the first start, read as the README says."""
+    if stack.project in _client_keys:
+        return _client_keys[stack.project]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [ln for ln in readme.splitlines() if ln.startswith("KEY=$(docker compose exec ")]
+    command = shlex.split(line.removeprefix("KEY=$(").removesuffix(")"))
+    read = stack.container("mlapi").exec_run(command[len(["docker", "compose", "exec", "mlapi"]) :])
+    assert read.exit_code == 0, read.output.decode(errors="replace")
+    key = _client_keys[stack.project] = read.output.decode().strip()
+    return key
+
+
+def auth(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client_key(stack)}"}
+
+
 def predict(stack: Stack, inputs: list[dict[str, Any]]) -> httpx.Response:
-    return httpx.post(f"{stack.api_url}/api/v1/predict", json={"inputs": inputs}, timeout=60)
+    return httpx.post(
+        f"{stack.api_url}/api/v1/predict", json={"inputs": inputs}, headers=auth(stack), timeout=60
+    )
+
+
+def test_every_route_but_health_needs_a_key(stack: Stack) -> None:
+    unknown = str(uuid.uuid4())
+    routes = [
+        ("GET", "/api/v1/model"),
+        ("POST", "/api/v1/predict"),
+        ("POST", "/api/v1/feedback"),
+        ("GET", f"/api/v1/predictions/{unknown}"),
+        ("GET", "/metrics"),
+    ]
+    for method, path in routes:
+        answer = httpx.request(method, f"{stack.api_url}{path}", json={}, timeout=30)
+        assert answer.status_code == 401, (method, path, answer.text)
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
+    # The client key may predict and read, but not scrape: that is Prometheus' key
+    found = httpx.get(f"{stack.api_url}/api/v1/predictions/{unknown}", headers=auth(stack))
+    assert found.status_code == 404
+    scraped = httpx.get(f"{stack.api_url}/metrics", headers=auth(stack))
+    assert scraped.status_code == 403
 
 
 def test_health_reports_the_packaged_model(stack: Stack) -> None:
@@ -217,7 +259,9 @@ def test_prometheus_runs_every_alert_rule(stack: Stack) -> None:
 
 def feedback(stack: Stack, items: list[tuple[str, float]]) -> list[dict[str, Any]]:
     body = {"feedback": [{"prediction_id": i, "actual_yield": y} for i, y in items]}
-    answer = httpx.post(f"{stack.api_url}/api/v1/feedback", json=body, timeout=60)
+    answer = httpx.post(
+        f"{stack.api_url}/api/v1/feedback", json=body, headers=auth(stack), timeout=60
+    )
     assert answer.status_code == 200, answer.text
     results: list[dict[str, Any]] = answer.json()["results"]
     return results
@@ -331,7 +375,9 @@ def test_nothing_acknowledged_is_lost_when_the_api_is_killed(stack: Stack, batch
     fed_back = dict(items)
     for prediction in predictions:
         prediction_id = prediction["prediction_id"]
-        found = httpx.get(f"{stack.api_url}/api/v1/predictions/{prediction_id}", timeout=30)
+        found = httpx.get(
+            f"{stack.api_url}/api/v1/predictions/{prediction_id}", headers=auth(stack), timeout=30
+        )
         assert found.status_code == 200, found.text
         body = found.json()
         assert body["predicted_yield"] == prediction["predicted_yield"]

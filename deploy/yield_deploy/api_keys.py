@@ -1,0 +1,47 @@
+"""The API's keys on ECS: the secret holding its key file, and who may read it.
+
+Mirrors the prediction log's secret (yield_deploy.database): the task definition passes the
+secret's value as a container secret, and the execution role may read that secret only.
+"""
+
+from yield_deploy.aws import Aws
+from yield_deploy.database import DatabaseSecret, describe_named_secret, ensure_secret_access
+from yield_deploy.errors import SettingsError
+from yield_deploy.settings import Settings
+
+#: The API's setting the secret's value (the key file's content) is given to the container as.
+KEYS_VARIABLE = "MLAPI_API_KEYS"
+#: The execution role's inline policy that lets ECS read the secret when it starts a task.
+READ_POLICY = "read-api-keys"
+GUIDE = "README: API keys on ECS"
+
+
+def require_api_keys(settings: Settings) -> None:
+    """Refuse a task definition without keys: the API would refuse to start."""
+    if settings.api_keys_secret_arn is not None:
+        return
+    raise SettingsError(
+        "DEPLOY_API_KEYS_SECRET_ARN (--api-keys-secret-arn) is not set: the API serves no"
+        " route but its health check without API keys, and refuses to start without them."
+        f" Make the key file (python -m mlapi.keys new) and put it in a secret ({GUIDE})"
+    )
+
+
+def describe_secret(aws: Aws, settings: Settings) -> DatabaseSecret:
+    """The keys' secret, checked to exist and to be named by its complete ARN."""
+    require_api_keys(settings)
+    assert settings.api_keys_secret_arn is not None
+    return describe_named_secret(
+        aws, settings.api_keys_secret_arn, "DEPLOY_API_KEYS_SECRET_ARN", GUIDE
+    )
+
+
+def ensure_access(aws: Aws, settings: Settings, secret: DatabaseSecret, changes: list[str]) -> None:
+    """Let the execution role read exactly the keys' secret."""
+    ensure_secret_access(aws, settings, secret, changes, policy=READ_POLICY, what="ApiKeys")
+
+
+def container_secrets(settings: Settings) -> list[dict[str, str]]:
+    """The container's ``secrets`` entry for the keys."""
+    require_api_keys(settings)
+    return [{"name": KEYS_VARIABLE, "valueFrom": str(settings.api_keys_secret_arn)}]
