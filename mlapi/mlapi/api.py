@@ -142,9 +142,14 @@ def prediction_results(result: PredictionResult, ids: Sequence[UUID]) -> bytes:
     responses=error_responses(400, 413, 415, 422, 503),
     openapi_extra=_request_body("FeedbackRequest"),
 )
-async def feedback(body: JsonBody, log: LogDep, settings: SettingsDep) -> FeedbackResults:
+async def feedback(
+    request: Request, body: JsonBody, log: LogDep, settings: SettingsDep
+) -> FeedbackResults:
     """Record the measured yields of earlier predictions; says per item what became of it."""
-    return await anyio.to_thread.run_sync(_feedback, body, log, settings)
+    # The prediction requests' threads: validation and the log write block, and memory
+    # stays bounded however many feedback requests arrive at once.
+    limiter: anyio.CapacityLimiter = request.state.predict_limiter
+    return await anyio.to_thread.run_sync(_feedback, body, log, settings, limiter=limiter)
 
 
 def _feedback(body: bytes, log: PredictionLog, settings: Settings) -> FeedbackResults:
