@@ -140,9 +140,17 @@ class PredictionRequest(BaseModel):
 
 #: The keys a record may hold: each field once, under one of its names (two are unknown).
 RECORD_KEYS: Final = len(Record.model_fields)
-# A JSON string, escapes included: its commas and brackets are text, not structure.
-_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _STRUCTURAL: Final = (b"{", b"[", b",", b":")
+# Escapes whose second character is a backslash or a quote, which would pair quotes wrongly;
+# a backslash pair first, so that in \\" the quote ends the string.
+_ESCAPES: Final = (b"\\\\", b'\\"')
+_QUOTED: Final = re.compile(rb'"[^"]*"')
+#: Bytes of the body looked at at once: the strings of a window are its memory.
+_WINDOW: Final = 64 * 1024
+
+
+def _tokens(text: bytes) -> int:
+    return sum(text.count(token) for token in _STRUCTURAL)
 
 
 def structural_tokens(body: bytes, limit: int) -> int:
@@ -151,12 +159,30 @@ def structural_tokens(body: bytes, limit: int) -> int:
     Each JSON value but the first follows one of them, so this bounds the values a parser
     would build. Counted over the raw bytes first (memchr-fast); only a count above the
     limit is recounted with the strings taken out, so text full of commas is not refused.
+    The recount goes window by window (a string across two is carried over), so that a
+    body of millions of short strings costs a window's worth of memory.
     """
-    count = sum(body.count(token) for token in _STRUCTURAL)
+    count = _tokens(body)
     if count <= limit:
         return count
-    bare = _JSON_STRING.sub(b"", body)
-    return sum(bare.count(token) for token in _STRUCTURAL)
+    count = 0
+    in_string = False
+    start = 0
+    while start < len(body):
+        end = min(start + _WINDOW, len(body))
+        while end < len(body) and body[end - 1] == 0x5C:  # never cut an escape in two
+            end += 1
+        window = body[start:end]
+        for escape in _ESCAPES:
+            window = window.replace(escape, b"")
+        quotes = window.count(b'"')
+        paired = (b'"' if in_string else b"") + window
+        if (in_string + quotes) % 2:
+            paired += b'"'
+        count += _tokens(_QUOTED.sub(b"", paired))
+        in_string = bool((in_string + quotes) % 2)
+        start = end
+    return count
 
 
 def max_request_tokens(max_records: int) -> int:
