@@ -3,14 +3,24 @@
 Each is ``async`` because none blocks: they run on the event loop rather than in a thread.
 """
 
+import logging
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 
+from mlapi import metrics
 from mlapi.errors import ApiError
 from mlapi.prediction_log import PredictionLog
 from mlapi.settings import Settings
 from yield_model.predict import TrainedModel
+
+logger = logging.getLogger("mlapi")
+
+#: Answered when the client hangs up mid-body (nginx's code): nobody reads it, but the
+#: request log and the HTTP metrics count it as a 4xx, the client's doing.
+CLIENT_CLOSED_REQUEST = 499
 
 
 async def get_model(request: Request) -> TrainedModel:
@@ -51,11 +61,29 @@ async def read_json_body(request: Request) -> bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    handler = getattr(request.scope.get("route"), "path", "none")
+    deadline = settings.body_read_timeout_seconds
+    try:
+        with anyio.fail_after(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except ClientDisconnect:
+        logger.info("client disconnected after %d bytes of the body", size)
+        metrics.record_client_disconnect(handler)
+        raise ApiError(
+            CLIENT_CLOSED_REQUEST, "client_disconnected", "the client closed the connection"
+        ) from None
+    except TimeoutError:
+        metrics.record_body_read_timeout(handler)
+        raise ApiError(
+            408,
+            "body_timeout",
+            f"the request body did not arrive within {deadline:g} seconds",
+            headers={"connection": "close"},  # the rest of the body is not waited for
+        ) from None
     return b"".join(chunks)
 
 

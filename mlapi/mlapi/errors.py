@@ -24,13 +24,19 @@ class ApiError(Exception):
     """A request the service will not serve, with the status and code to answer it with."""
 
     def __init__(
-        self, status_code: int, code: str, message: str, errors: Sequence[ErrorItem] = ()
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        errors: Sequence[ErrorItem] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
         self.errors = list(errors)
+        self.headers = headers
 
 
 def error_response(
@@ -56,7 +62,7 @@ def _code(status_code: int) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.message, exc.errors)
+    return error_response(exc.status_code, exc.code, exc.message, exc.errors, exc.headers)
 
 
 async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:

@@ -79,6 +79,27 @@ class Settings(BaseSettings):
         description="Seconds in-flight requests get to finish after SIGTERM.",
     )
 
+    # HTTP limits (issue 14): how long a client may hold a connection or a worker.
+    keepalive_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=600,
+        description="Seconds an idle keep-alive connection is kept open between requests.",
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request body; slower gets a 408.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Connections (and requests) a worker serves at once; a request beyond "
+        "them gets a 503 at once rather than a queue.",
+    )
+
     prediction_log_url: str = Field(
         default_factory=_default_prediction_log_url,
         description="The prediction log: sqlite:///ABSOLUTE/PATH (a file, created with its "
