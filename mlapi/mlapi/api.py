@@ -71,7 +71,7 @@ async def model_card(model: ModelDep) -> ModelCard:
 @router.post(
     "/api/v1/predict",
     response_model=PredictionResults,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 408, 413, 415, 422, 503),
     openapi_extra=_request_body("PredictionRequest"),
 )
 async def predict(
@@ -139,7 +139,7 @@ def prediction_results(result: PredictionResult, ids: Sequence[UUID]) -> bytes:
 
 @router.post(
     "/api/v1/feedback",
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 408, 413, 415, 422, 503),
     openapi_extra=_request_body("FeedbackRequest"),
 )
 async def feedback(

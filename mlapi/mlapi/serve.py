@@ -11,6 +11,7 @@ import os
 # and scikit-learn load their thread pools; an explicit OMP_NUM_THREADS still wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -148,5 +149,9 @@ def main() -> int:
     except (StartupError, OSError) as exc:
         print(f"mlapi-serve: cannot start: {exc}", file=sys.stderr)
         return 1
-    Server(settings).run()  # returns when gunicorn stops; on failure it exits itself
+    try:
+        Server(settings).run()  # returns when gunicorn stops; on failure it exits itself
+    finally:
+        if "multiproc_dir" not in settings.model_fields_set:  # this instance's own
+            shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
     return 0

@@ -24,6 +24,12 @@ def _default_prediction_log_url() -> str:
     return f"sqlite://{Path(data_home) / 'mlapi' / 'predictions.db'}"
 
 
+def _default_multiproc_dir() -> Path:
+    # Named by the process that reads the settings, mlapi-serve's (the workers inherit its
+    # settings): two instances on one host never share, and so never wipe, each other's.
+    return Path(tempfile.gettempdir()) / f"mlapi-metrics-{os.getpid()}"
+
+
 def _cpu_count() -> int:
     # The CPUs this process may run on: a container's cpuset, not the host's core count.
     if hasattr(os, "sched_getaffinity"):
@@ -58,8 +64,9 @@ class Settings(BaseSettings):
         default=False, description="Log the records of each prediction request (off: privacy)."
     )
     multiproc_dir: Path = Field(
-        default=Path(tempfile.gettempdir()) / "mlapi-metrics",
-        description="Directory of the workers' metric files; emptied at start.",
+        default_factory=_default_multiproc_dir,
+        description="Directory of the workers' metric files; emptied at start. By default one "
+        "of this instance's own, removed when it stops.",
     )
     model_path: Path | None = Field(
         default=None, description="A model file to serve instead of the packaged one."

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -616,3 +617,28 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
         found = httpx.get(f"{servers[1].url}/api/v1/predictions/{prediction_id}", timeout=30)
         assert found.status_code == 200, prediction_id
         assert found.json()["predicted_yield"] == value
+
+
+def test_two_instances_with_the_default_metrics_dir_keep_their_own_counts(
+    start_server: Callable[..., RunningServer],
+) -> None:
+    # Given two instances on one host, neither told where its metric files go (empty: unset)
+    first = start_server(workers="1", multiproc_dir="")
+    second = start_server(workers="1", multiproc_dir="")
+    # When each answers its own number of predictions
+    for server, count in ((first, 3), (second, 1)):
+        for _ in range(count):
+            response = httpx.post(f"{server.url}/api/v1/predict", json={"inputs": [EXAMPLE_RECORD]})
+            assert response.status_code == 200, response.text
+    # Then each reports its own, the first's not wiped by the second's start
+    assert first.scrape().value("mlapi_predictions_total", **V) == 3
+    assert second.scrape().value("mlapi_predictions_total", **V) == 1
+    # And each directory is its own, removed when its instance stops
+    directories = [
+        Path(tempfile.gettempdir()) / f"mlapi-metrics-{s.process.pid}" for s in (first, second)
+    ]
+    assert all(directory.is_dir() for directory in directories)
+    first.process.terminate()
+    first.process.wait(timeout=60)
+    assert not directories[0].exists()
+    assert directories[1].is_dir()
