@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from mlapi import __version__, metrics
-from mlapi.deps import JsonBody, LogDep, ModelDep, SettingsDep
+from mlapi.deps import JsonBody, LogDep, ModelDep, SettingsDep, get_prediction_log
 from mlapi.errors import ApiError, error_responses
 from mlapi.feedback import parse_feedback
 from mlapi.prediction_log import (
@@ -50,9 +50,10 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/api/v1/health", responses=error_responses(503))
-async def health(model: ModelDep, log: LogDep) -> Health:
+async def health(request: Request, model: ModelDep) -> Health:
     """Report that the service is ready (its log can be written) and which model it serves."""
     try:
+        log = await get_prediction_log(request)
         await anyio.to_thread.run_sync(log.check_writable)
     except PredictionLogError as exc:
         # For the operator, and for Docker or ECS, which replace a container that says so.

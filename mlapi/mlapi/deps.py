@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from mlapi import metrics
 from mlapi.errors import ApiError
-from mlapi.prediction_log import PredictionLog
+from mlapi.prediction_log import PredictionLog, PredictionLogError
 from mlapi.settings import Settings
 from yield_model.predict import TrainedModel
 
@@ -34,6 +34,10 @@ async def get_model(request: Request) -> TrainedModel:
 async def get_prediction_log(request: Request) -> PredictionLog:
     """The prediction log opened at startup; 503 while there is none."""
     log: PredictionLog | None = getattr(request.state, "prediction_log", None)
+    failure: str | None = getattr(request.state, "prediction_log_failure", None)
+    if log is None and failure is not None:
+        # Handled as every failure of the log: a 503, the cause in the service's log.
+        raise PredictionLogError(f"the prediction log could not be opened: {failure}")
     if log is None:
         raise ApiError(503, "not_ready", "the prediction log is not open yet; retry shortly")
     return log
