@@ -92,7 +92,7 @@ async def predict(
 
 
 def _predict(
-    body: bytes, model: TrainedModel, log: PredictionLog, settings: Settings
+    body: bytearray, model: TrainedModel, log: PredictionLog, settings: Settings
 ) -> tuple[PredictionResult, bytes, list[dict[str, Any]] | None]:
     """The work of a prediction request: the result, the answer's JSON and, when the
     settings ask for them in the request log, the records' values."""
@@ -153,7 +153,7 @@ async def feedback(
     return await anyio.to_thread.run_sync(_feedback, body, log, settings, limiter=limiter)
 
 
-def _feedback(body: bytes, log: PredictionLog, settings: Settings) -> FeedbackResults:
+def _feedback(body: bytearray, log: PredictionLog, settings: Settings) -> FeedbackResults:
     outcomes = log.add_feedback(parse_feedback(body, settings.max_records), time.time())
     metrics.record_feedback(outcomes)
     return FeedbackResults(

@@ -28,7 +28,7 @@ def _item(error: ErrorDetails) -> ErrorItem:
     return ErrorItem(index=index, field=field, message=message)
 
 
-def parse_feedback(body: bytes, max_items: int) -> list[tuple[UUID, float]]:
+def parse_feedback(body: bytes | bytearray, max_items: int) -> list[tuple[UUID, float]]:
     """The items of a ``{"feedback": [{"prediction_id", "actual_yield"}, ...]}`` body.
 
     A body with more structure than ``max_items`` items can have is refused before it is

@@ -91,7 +91,9 @@ class TrainedModel:
         rows = _frame_records(records) if isinstance(records, pd.DataFrame) else records
         return self._predict(validate_records(rows))
 
-    def predict_json(self, body: bytes, max_records: int | None = None) -> PredictionResult:
+    def predict_json(
+        self, body: bytes | bytearray, max_records: int | None = None
+    ) -> PredictionResult:
         """Predict the records of a JSON body ``{"inputs": [record, ...]}``.
 
         Raises MalformedRequestError for a body that is not JSON, InvalidInputError listing

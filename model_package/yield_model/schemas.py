@@ -149,11 +149,11 @@ _QUOTED: Final = re.compile(rb'"[^"]*"')
 _WINDOW: Final = 64 * 1024
 
 
-def _tokens(text: bytes) -> int:
+def _tokens(text: bytes | bytearray) -> int:
     return sum(text.count(token) for token in _STRUCTURAL)
 
 
-def structural_tokens(body: bytes, limit: int) -> int:
+def structural_tokens(body: bytes | bytearray, limit: int) -> int:
     """How many of ``{ [ , :`` a JSON body holds outside its strings, when above ``limit``.
 
     Each JSON value but the first follows one of them, so this bounds the values a parser
@@ -258,7 +258,7 @@ def _problems(errors: Sequence[ErrorDetails], prefix: tuple[str, ...]) -> list[P
     return list(found.values())
 
 
-def validate_request(body: bytes, max_records: int | None = None) -> list[Record]:
+def validate_request(body: bytes | bytearray, max_records: int | None = None) -> list[Record]:
     """The records of a JSON request body ``{"inputs": [record, ...]}``, validated.
 
     Raises MalformedRequestError when the body is not JSON (``NaN`` is read as a number,
