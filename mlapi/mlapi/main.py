@@ -39,7 +39,11 @@ UNMEASURED_PATHS = ("/metrics", "/api/v1/health")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-    """Load the model and open the log once per process; a failure stops it from serving."""
+    """Load the model and open the log once per process.
+
+    A model that cannot be loaded stops the process from serving; a log that cannot be
+    opened leaves it serving 503 where the log is needed, until the worker is replaced.
+    """
     settings: Settings = app.state.settings
     model = await run_in_threadpool(load_model, settings.model_path)
     log, failure = await _open_log(settings, settings.prediction_log_pool_size)
@@ -91,7 +95,7 @@ async def _open_log(settings: Settings, pool_size: int) -> tuple[PredictionLog |
             pool_size,
         )
     except PredictionLogError as exc:
-        logger.error("the prediction log cannot be opened, answering 503 until it can: %s", exc)
+        logger.error("the prediction log cannot be opened; this worker answers 503: %s", exc)
         return None, str(exc)
     return log, None
 
