@@ -99,8 +99,10 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds a client has to send a request body; slower gets a 408.",
     )
+    # Well above the connections one client or balancer holds, so that slow connections,
+    # which uvicorn cannot time out before their headers end, must be many to refuse probes.
     max_connections: int = Field(
-        default=1000,
+        default=4096,
         ge=1,
         le=100_000,
         description="Connections (and requests) a worker serves at once; a request beyond "
