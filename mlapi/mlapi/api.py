@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse
 
 from mlapi import __version__, metrics
 from mlapi.auth import require
-from mlapi.deps import JsonBody, LogDep, ModelDep, SettingsDep
+from mlapi.deps import JsonBody, LogDep, ModelDep, SettingsDep, get_prediction_log
 from mlapi.errors import ApiError, error_responses
 from mlapi.feedback import parse_feedback
 from mlapi.prediction_log import (
@@ -52,9 +52,10 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/api/v1/health", responses=error_responses(503))
-async def health(model: ModelDep, log: LogDep) -> Health:
+async def health(request: Request, model: ModelDep) -> Health:
     """Report that the service is ready (its log can be written) and which model it serves."""
     try:
+        log = await get_prediction_log(request)
         await anyio.to_thread.run_sync(log.check_writable)
     except PredictionLogError as exc:
         # For the operator, and for Docker or ECS, which replace a container that says so.
@@ -74,7 +75,7 @@ async def model_card(model: ModelDep) -> ModelCard:
     "/api/v1/predict",
     dependencies=[require("predict")],
     response_model=PredictionResults,
-    responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 403, 408, 413, 415, 422, 503),
     openapi_extra=_request_body("PredictionRequest"),
 )
 async def predict(
@@ -94,7 +95,7 @@ async def predict(
 
 
 def _predict(
-    body: bytes, model: TrainedModel, log: PredictionLog, settings: Settings
+    body: bytearray, model: TrainedModel, log: PredictionLog, settings: Settings
 ) -> tuple[PredictionResult, bytes, list[dict[str, Any]] | None]:
     """The work of a prediction request: the result, the answer's JSON and, when the
     settings ask for them in the request log, the records' values."""
@@ -143,15 +144,20 @@ def prediction_results(result: PredictionResult, ids: Sequence[UUID]) -> bytes:
 @router.post(
     "/api/v1/feedback",
     dependencies=[require("feedback")],
-    responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 403, 408, 413, 415, 422, 503),
     openapi_extra=_request_body("FeedbackRequest"),
 )
-async def feedback(body: JsonBody, log: LogDep, settings: SettingsDep) -> FeedbackResults:
+async def feedback(
+    request: Request, body: JsonBody, log: LogDep, settings: SettingsDep
+) -> FeedbackResults:
     """Record the measured yields of earlier predictions; says per item what became of it."""
-    return await anyio.to_thread.run_sync(_feedback, body, log, settings)
+    # The prediction requests' threads: validation and the log write block, and memory
+    # stays bounded however many feedback requests arrive at once.
+    limiter: anyio.CapacityLimiter = request.state.predict_limiter
+    return await anyio.to_thread.run_sync(_feedback, body, log, settings, limiter=limiter)
 
 
-def _feedback(body: bytes, log: PredictionLog, settings: Settings) -> FeedbackResults:
+def _feedback(body: bytearray, log: PredictionLog, settings: Settings) -> FeedbackResults:
     outcomes = log.add_feedback(parse_feedback(body, settings.max_records), time.time())
     metrics.record_feedback(outcomes)
     return FeedbackResults(

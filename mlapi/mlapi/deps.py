@@ -3,14 +3,24 @@
 Each is ``async`` because none blocks: they run on the event loop rather than in a thread.
 """
 
+import logging
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 
+from mlapi import metrics
 from mlapi.errors import ApiError
-from mlapi.prediction_log import PredictionLog
+from mlapi.prediction_log import PredictionLog, PredictionLogError
 from mlapi.settings import Settings
 from yield_model.predict import TrainedModel
+
+logger = logging.getLogger("mlapi")
+
+#: Answered when the client hangs up mid-body (nginx's code): nobody reads it, but the
+#: request log and the HTTP metrics count it as a 4xx, the client's doing.
+CLIENT_CLOSED_REQUEST = 499
 
 
 async def get_model(request: Request) -> TrainedModel:
@@ -24,6 +34,10 @@ async def get_model(request: Request) -> TrainedModel:
 async def get_prediction_log(request: Request) -> PredictionLog:
     """The prediction log opened at startup; 503 while there is none."""
     log: PredictionLog | None = getattr(request.state, "prediction_log", None)
+    failure: str | None = getattr(request.state, "prediction_log_failure", None)
+    if log is None and failure is not None:
+        # Handled as every failure of the log: a 503, the cause in the service's log.
+        raise PredictionLogError(f"the prediction log could not be opened: {failure}")
     if log is None:
         raise ApiError(503, "not_ready", "the prediction log is not open yet; retry shortly")
     return log
@@ -80,7 +94,7 @@ def _check_declared_json(request: Request) -> None:
         )
 
 
-async def read_json_body(request: Request) -> bytes:
+async def read_json_body(request: Request) -> bytearray:
     """The request body, if it is declared JSON (UTF-8, not encoded) and within the size
     limit."""
     settings: Settings = request.app.state.settings
@@ -90,17 +104,34 @@ async def read_json_body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    # One buffer grown in place, not chunks joined at the end: a body costs its size once.
+    body = bytearray()
+    handler = getattr(request.scope.get("route"), "path", "none")
+    deadline = settings.body_read_timeout_seconds
+    try:
+        with anyio.fail_after(deadline):
+            async for chunk in request.stream():
+                if len(body) + len(chunk) > limit:
+                    raise too_large
+                body += chunk
+    except ClientDisconnect:
+        logger.info("client disconnected after %d bytes of the body", len(body))
+        metrics.record_client_disconnect(handler)
+        raise ApiError(
+            CLIENT_CLOSED_REQUEST, "client_disconnected", "the client closed the connection"
+        ) from None
+    except TimeoutError:
+        metrics.record_body_read_timeout(handler)
+        raise ApiError(
+            408,
+            "body_timeout",
+            f"the request body did not arrive within {deadline:g} seconds",
+            headers={"connection": "close"},  # the rest of the body is not waited for
+        ) from None
+    return body
 
 
 ModelDep = Annotated[TrainedModel, Depends(get_model)]
 LogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-JsonBody = Annotated[bytes, Depends(read_json_body)]
+JsonBody = Annotated[bytearray, Depends(read_json_body)]

@@ -69,7 +69,9 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInputError)
     problems = exc.problems
     shown = [ErrorItem(index=p.index, field=p.field, message=p.message) for p in problems]
-    message = f"{len(problems)} invalid input value(s)"
+    # Validation stops at the first invalid record: what follows it is not checked.
+    message = f"{len(problems)} invalid input value(s); records after the first invalid one "
+    message += "are not checked"
     if len(problems) > MAX_LISTED_ERRORS:
         message += f"; the first {MAX_LISTED_ERRORS} are listed"
     return error_response(422, "invalid_input", message, shown[:MAX_LISTED_ERRORS])
@@ -80,7 +82,8 @@ async def _malformed_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _too_many_records(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(413, "too_many_records", str(exc))
+    item = ErrorItem(index=None, field="inputs", message=str(exc))
+    return error_response(413, "too_many_records", str(exc), [item])
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -6,7 +6,17 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from mlapi.errors import MAX_LISTED_ERRORS, ApiError
-from mlapi.schemas import ErrorItem, FeedbackRequest
+from mlapi.schemas import ErrorItem, FeedbackItem, FeedbackRequest
+from yield_model.schemas import structural_tokens
+
+#: The keys of an item: each field once.
+ITEM_KEYS = len(FeedbackItem.model_fields)
+
+
+def max_feedback_tokens(max_items: int) -> int:
+    """The structural tokens of ``{"feedback": [...]}`` with ``max_items`` items (as
+    ``yield_model.schemas.max_request_tokens`` counts them)."""
+    return 3 + max_items * (2 * ITEM_KEYS + 1)
 
 
 def _item(error: ErrorDetails) -> ErrorItem:
@@ -18,8 +28,22 @@ def _item(error: ErrorDetails) -> ErrorItem:
     return ErrorItem(index=index, field=field, message=message)
 
 
-def parse_feedback(body: bytes, max_items: int) -> list[tuple[UUID, float]]:
-    """The items of a ``{"feedback": [{"prediction_id", "actual_yield"}, ...]}`` body."""
+def parse_feedback(body: bytes | bytearray, max_items: int) -> list[tuple[UUID, float]]:
+    """The items of a ``{"feedback": [{"prediction_id", "actual_yield"}, ...]}`` body.
+
+    A body with more structure than ``max_items`` items can have is refused before it is
+    parsed, as a prediction request is; validation stops at the first invalid item.
+    """
+    too_many = f"at most {max_items} feedback items are accepted"
+    limit = max_feedback_tokens(max_items)
+    if structural_tokens(body, limit) > limit:
+        message = f"the body holds more JSON values than {max_items} feedback items can; {too_many}"
+        raise ApiError(
+            413,
+            "too_many_records",
+            message,
+            [ErrorItem(index=None, field="feedback", message=message)],
+        )
     try:
         request = FeedbackRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -33,9 +57,11 @@ def parse_feedback(body: bytes, max_items: int) -> list[tuple[UUID, float]]:
             message += f"; the first {MAX_LISTED_ERRORS} are listed"
         raise ApiError(422, "invalid_input", message, items[:MAX_LISTED_ERRORS]) from None
     if len(request.feedback) > max_items:
+        message = f"{len(request.feedback)} feedback items sent; {too_many}"
         raise ApiError(
             413,
             "too_many_records",
-            f"{len(request.feedback)} feedback items sent; at most {max_items} are accepted",
+            message,
+            [ErrorItem(index=None, field="feedback", message=message)],
         )
     return [(item.prediction_id, item.actual_yield) for item in request.feedback]

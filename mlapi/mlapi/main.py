@@ -20,7 +20,7 @@ from mlapi.auth import KeyRing, require
 from mlapi.errors import add_error_handlers
 from mlapi.keys import load_keys, read_keys
 from mlapi.monitor import Monitor
-from mlapi.prediction_log import open_prediction_log
+from mlapi.prediction_log import PredictionLog, PredictionLogError, open_prediction_log
 from mlapi.request_log import RequestLogMiddleware
 from mlapi.schemas import FeedbackRequest
 from mlapi.settings import Settings, get_settings
@@ -41,15 +41,14 @@ UNMEASURED_PATHS = ("/metrics", "/api/v1/health")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-    """Load the model and open the log once per process; a failure stops it from serving."""
+    """Load the model and open the log once per process.
+
+    A model that cannot be loaded stops the process from serving; a log that cannot be
+    opened leaves it serving 503 where the log is needed, until the worker is replaced.
+    """
     settings: Settings = app.state.settings
     model = await run_in_threadpool(load_model, settings.model_path, settings.model_sha256)
-    log = await run_in_threadpool(
-        open_prediction_log,
-        settings.prediction_log_url,
-        settings.prediction_log_sync,
-        settings.prediction_log_pool_size,
-    )
+    log, failure = await _open_log(settings, settings.prediction_log_pool_size)
     metrics.announce_model(model.name, model.version, __version__)
     metrics.announce_mae_alert_threshold(settings.mae_alert_threshold)
     # Created here: a limiter belongs to the event loop that serves the requests.
@@ -61,22 +60,46 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         extra={"model_name": model.name, "model_version": model.version},
     )
     # The job has a connection of its own: a predict never waits for it.
-    monitor_log = await run_in_threadpool(
-        open_prediction_log, settings.prediction_log_url, settings.prediction_log_sync, 1
-    )
-    monitor = Monitor(monitor_log, model, settings)
-    monitor.start()
+    monitor_log = None if log is None else (await _open_log(settings, 1))[0]
+    monitor = None if monitor_log is None else Monitor(monitor_log, model, settings)
+    if monitor is not None:
+        monitor.start()
     app.state.monitor = monitor
     # What is loaded now lives as long as the process: keep the garbage collector from
     # walking it again on every full collection (a 1,000-record request triggers several).
     gc.collect()
     gc.freeze()
+    state = {"model": model, "predict_limiter": limiter, "prediction_log": log}
     try:
-        yield {"model": model, "predict_limiter": limiter, "prediction_log": log}
+        yield state | {"prediction_log_failure": failure}
     finally:
-        await run_in_threadpool(monitor.stop)
-        await run_in_threadpool(monitor_log.close)
-        await run_in_threadpool(log.close)
+        for close in (
+            monitor and monitor.stop,
+            monitor_log and monitor_log.close,
+            log and log.close,
+        ):
+            if close:
+                await run_in_threadpool(close)
+
+
+async def _open_log(settings: Settings, pool_size: int) -> tuple[PredictionLog | None, str | None]:
+    """The prediction log, or why it cannot be opened.
+
+    A worker that cannot open it still starts, and answers 503 where the log is needed
+    (health included, with the reason): were its start to fail, gunicorn would stop the
+    whole service the first time a worker is replaced while the log is broken.
+    """
+    try:
+        log = await run_in_threadpool(
+            open_prediction_log,
+            settings.prediction_log_url,
+            settings.prediction_log_sync,
+            pool_size,
+        )
+    except PredictionLogError as exc:
+        logger.error("the prediction log cannot be opened; this worker answers 503: %s", exc)
+        return None, str(exc)
+    return log, None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -43,6 +43,19 @@ _http = http_metrics.default(latency_lowr_buckets=HTTP_LATENCY_BUCKETS)
 assert _http is not None, "HTTP metrics were already registered by someone else"
 HTTP_INSTRUMENTATION: Final = _http
 
+# A client that hangs up before its body is read is answered 499 (never a 5xx) and counted
+# here too, so that aborted uploads are told apart from the service's own failures.
+CLIENT_DISCONNECTS = Counter(
+    "mlapi_client_disconnects_total",
+    "Requests whose client closed the connection before the request body was read.",
+    ["handler"],
+)
+BODY_READ_TIMEOUTS = Counter(
+    "mlapi_body_read_timeouts_total",
+    "Requests answered 408: the body did not arrive within MLAPI_BODY_READ_TIMEOUT_SECONDS.",
+    ["handler"],
+)
+
 PREDICTIONS = Counter("mlapi_predictions_total", "Records predicted.", ["model_version"])
 INFERENCE_SECONDS = Histogram(
     "mlapi_model_inference_seconds",
@@ -260,6 +273,16 @@ def record_log_rows(counts: Mapping[str, int]) -> None:
     """Publish the row count of each table of the prediction log."""
     for table, rows in counts.items():
         PREDICTION_LOG_ROWS.labels(table).set(rows)
+
+
+def record_client_disconnect(handler: str) -> None:
+    """Count a request whose client hung up before its body was read."""
+    CLIENT_DISCONNECTS.labels(handler).inc()
+
+
+def record_body_read_timeout(handler: str) -> None:
+    """Count a request whose body did not arrive in time."""
+    BODY_READ_TIMEOUTS.labels(handler).inc()
 
 
 def record_log_write(seconds: float) -> None:

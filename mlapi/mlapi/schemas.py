@@ -90,8 +90,10 @@ class FeedbackRequest(BaseModel):
         },
     )
 
+    # fail_fast: the first invalid item stops validation (see yield_model's PredictionRequest).
     feedback: list[FeedbackItem] = Field(
         min_length=1,
+        fail_fast=True,
         description="At most MLAPI_MAX_RECORDS items; each prediction takes one value only.",
     )
 

@@ -11,12 +11,14 @@ import os
 # and scikit-learn load their thread pools; an explicit OMP_NUM_THREADS still wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
+from uvicorn_worker import UvicornWorker
 
 from mlapi.logs import logging_config
 from mlapi.prediction_log import PredictionLogError, open_prediction_log
@@ -70,6 +72,20 @@ def check_prediction_log(settings: Settings) -> None:
         raise StartupError(f"{exc} (set MLAPI_PREDICTION_LOG_URL to a writable log)") from exc
 
 
+def worker_class(settings: Settings) -> type[UvicornWorker]:
+    """uvicorn-worker's worker with the uvicorn settings gunicorn has no option for."""
+
+    class Worker(UvicornWorker):  # type: ignore[misc]
+        # CONFIG_KWARGS is the worker's own extension point (its h11 variant sets it too).
+        CONFIG_KWARGS = {  # noqa: RUF012
+            **UvicornWorker.CONFIG_KWARGS,
+            "server_header": False,  # no banner naming the server and its version
+            "limit_concurrency": settings.max_connections,
+        }
+
+    return Worker
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """gunicorn's settings for these service settings."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -83,12 +99,13 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": [f"{host}:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": "uvicorn_worker.UvicornWorker",
+        "worker_class": worker_class(settings),
         "graceful_timeout": settings.graceful_timeout,
         # A worker's heartbeat stops while its lifespan loads the model; on a busy machine
         # that can take seconds, which must not look like a hung worker.
         "timeout": 60,
-        "keepalive": 5,
+        # uvicorn-worker passes it on as uvicorn's keep-alive timeout
+        "keepalive": settings.keepalive_seconds,
         "child_exit": child_exit,
         "logconfig_dict": logging_config(settings),
         "accesslog": None,
@@ -132,5 +149,9 @@ def main() -> int:
     except (StartupError, OSError) as exc:
         print(f"mlapi-serve: cannot start: {exc}", file=sys.stderr)
         return 1
-    Server(settings).run()  # returns when gunicorn stops; on failure it exits itself
+    try:
+        Server(settings).run()  # returns when gunicorn stops; on failure it exits itself
+    finally:
+        if "multiproc_dir" not in settings.model_fields_set:  # this instance's own
+            shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
     return 0

@@ -26,6 +26,12 @@ def _default_prediction_log_url() -> str:
     return f"sqlite://{Path(data_home) / 'mlapi' / 'predictions.db'}"
 
 
+def _default_multiproc_dir() -> Path:
+    # Named by the process that reads the settings, mlapi-serve's (the workers inherit its
+    # settings): two instances on one host never share, and so never wipe, each other's.
+    return Path(tempfile.gettempdir()) / f"mlapi-metrics-{os.getpid()}"
+
+
 def _cpu_count() -> int:
     # The CPUs this process may run on: a container's cpuset, not the host's core count.
     if hasattr(os, "sched_getaffinity"):
@@ -60,8 +66,9 @@ class Settings(BaseSettings):
         default=False, description="Log the records of each prediction request (off: privacy)."
     )
     multiproc_dir: Path = Field(
-        default=Path(tempfile.gettempdir()) / "mlapi-metrics",
-        description="Directory of the workers' metric files; emptied at start.",
+        default_factory=_default_multiproc_dir,
+        description="Directory of the workers' metric files; emptied at start. By default one "
+        "of this instance's own, removed when it stops.",
     )
     model_path: Path | None = Field(
         default=None, description="A model file to serve instead of the packaged one."
@@ -103,6 +110,29 @@ class Settings(BaseSettings):
         validate_default=True,
         description="The API keys' file: one line per key, SCOPES sha256:HASH [NAME] "
         "(python -m mlapi.keys new prints one).",
+    )
+
+    # HTTP limits (issue 14): how long a client may hold a connection or a worker.
+    keepalive_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=600,
+        description="Seconds an idle keep-alive connection is kept open between requests.",
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request body; slower gets a 408.",
+    )
+    # Well above the connections one client or balancer holds, so that slow connections,
+    # which uvicorn cannot time out before their headers end, must be many to refuse probes.
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        le=100_000,
+        description="Connections (and requests) a worker serves at once; a request beyond "
+        "them gets a 503 at once rather than a queue.",
     )
 
     prediction_log_url: str = Field(

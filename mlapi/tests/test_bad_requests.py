@@ -12,6 +12,7 @@ from mlapi_support import AUTH
 
 from mlapi.main import create_app
 from mlapi.settings import Settings
+from yield_model.columns import FEATURE_COLUMNS
 from yield_model.schemas import EXAMPLE_RECORD
 
 JSON: Mapping[str, str] = {"content-type": "application/json"}
@@ -87,12 +88,21 @@ BAD_REQUESTS = {
     "boolean in a number": Bad(_inputs({"A6": True}), 422, INVALID, [(0, "A6")]),
     "list in a time": Bad(_inputs({"A20": ["18:30", "19:00"]}), 422, INVALID, [(0, "A20")]),
     "object as sample id": Bad(_inputs({"sample_id": {}}), 422, INVALID, [(0, "sample_id")]),
-    "two bad records": Bad(
-        _inputs({"A1": False}, {}, {"B14": [1]}), 422, INVALID, [(0, "A1"), (2, "B14")]
+    "two bad records: validation stops at the first": Bad(
+        _inputs({"A1": False}, {}, {"B14": [1]}), 422, INVALID, [(0, "A1")]
+    ),
+    "two bad values in record 1": Bad(
+        _inputs({}, {"A1": False, "B14": [1]}, {"A1": False}), 422, INVALID, [(1, "A1"), (1, "B14")]
     ),
     "text beyond 100 characters": Bad(_inputs({"A20": "x" * 101}), 422, INVALID, [(0, "A20")]),
     "100k characters": Bad(_inputs({}, {"B14": "9" * 100_000}), 422, INVALID, [(1, "B14")]),
-    "10,001 records": Bad(_inputs(*[{}] * 10_001), 413, "too_many_records"),
+    "10,001 records": Bad(_inputs(*[{}] * 10_001), 413, "too_many_records", [(None, "inputs")]),
+    "more structure than 10,000 records have": Bad(
+        b'{"inputs": [%s]}' % b",".join([b"[]"] * 1_000_000),
+        413,
+        "too_many_records",
+        [(None, "inputs")],
+    ),
     "unknown path": Bad(b"", 404, "not_found", method="GET", path="/api/v2/predict"),
     "GET on predict": Bad(b"", 405, "method_not_allowed", method="GET"),
     "POST on health": Bad(b"{}", 405, "method_not_allowed", path="/api/v1/health"),
@@ -177,12 +187,40 @@ def test_record_limit_follows_the_setting(small_limits_client: TestClient) -> No
     )
 
 
-def test_thousands_of_bad_values_list_the_first_hundred(client: TestClient) -> None:
-    response = client.post("/api/v1/predict", content=_inputs(*[{"A1": True}] * 150), headers=JSON)
+def test_thousands_of_bad_values_list_those_of_the_first_bad_record(client: TestClient) -> None:
+    # Given 150 records, each with every field of the wrong type, after a valid one
+    everything_wrong = dict.fromkeys(FEATURE_COLUMNS, True)
+    body = _inputs(EXAMPLE_RECORD, *[everything_wrong] * 150)
+    # When
+    response = client.post("/api/v1/predict", content=body, headers=JSON)
+    # Then the first bad record's values are listed, and nothing of the others
     detail = response.json()["detail"]
     assert response.status_code == 422
-    assert detail["message"] == "150 invalid input value(s); the first 100 are listed"
-    assert [e["index"] for e in detail["errors"]] == list(range(100))
+    assert detail["message"] == (
+        f"{len(FEATURE_COLUMNS)} invalid input value(s); records after the first invalid one "
+        "are not checked"
+    )
+    assert [(e["index"], e["field"]) for e in detail["errors"]] == [
+        (1, field) for field in FEATURE_COLUMNS
+    ]
+    assert {e["message"] for e in detail["errors"]} == {
+        "expected a number, a numeric string or null, got a boolean",
+        "expected a time string such as '13:30:00' or '21:00-21:30', or null, got a boolean",
+    }
+
+
+def test_the_structure_check_refuses_no_valid_request(small_limits_client: TestClient) -> None:
+    # Given 3 records (the limit) with every field, and text full of the characters that are
+    # structure outside a string
+    record = dict.fromkeys(FEATURE_COLUMNS, "{[,:]}")
+    record.update({"样本id": 2, "收率": 0.9})
+    body = orjson.dumps({"inputs": [record] * 3})
+    assert len(body) < 4096
+    # When
+    response = small_limits_client.post("/api/v1/predict", content=body, headers=JSON)
+    # Then it is predicted
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 3
 
 
 @pytest.mark.parametrize(

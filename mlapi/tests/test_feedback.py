@@ -175,11 +175,8 @@ BAD_FEEDBACK = {
     "unknown field in an item": Bad(
         _items({**_item(0.9), "note": "lab"}), 422, INVALID, [(0, "note")]
     ),
-    "two bad items": Bad(
-        _items(_item(2), _item(0.9), _item("x")),
-        422,
-        INVALID,
-        [(0, "actual_yield"), (2, "actual_yield")],
+    "two bad items: validation stops at the first": Bad(
+        _items(_item(2), _item(0.9), _item("x")), 422, INVALID, [(0, "actual_yield")]
     ),
     "empty list": Bad(_items(), 422, INVALID, [(None, "feedback")]),
     "feedback not a list": Bad(b'{"feedback": {}}', 422, INVALID, [(None, "feedback")]),
@@ -209,11 +206,47 @@ def test_bad_feedback_gets_its_status_and_the_item_index(client: TestClient, bad
     assert [(e["index"], e["field"]) for e in detail["errors"]] == list(bad.where)
 
 
-def test_more_feedback_items_than_the_record_limit_is_413() -> None:
+@pytest.fixture(scope="module")
+def three_items_client() -> Iterator[TestClient]:
+    """A client of an app accepting 3 records (or feedback items) per request."""
     with TestClient(create_app(Settings(max_records=3)), headers=AUTH) as client:
-        response = client.post("/api/v1/feedback", content=_items(*[_item(0.9)] * 4), headers=JSON)
+        yield client
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [_item(0.9)] * 4,
+        # more empty items than 3 items could hold values (each would be a 422 if parsed)
+        [{}] * 9,
+    ],
+    ids=["4 items", "9 empty items"],
+)
+def test_more_feedback_than_the_record_limit_is_413_before_it_is_parsed(
+    three_items_client: TestClient, items: list[dict[str, Any]]
+) -> None:
+    response = three_items_client.post("/api/v1/feedback", content=_items(*items), headers=JSON)
+    # refused from its structure: 413 naming the list, not a 422 per item
     assert response.status_code == 413
-    assert response.json()["detail"]["code"] == "too_many_records"
+    detail = response.json()["detail"]
+    assert detail["code"] == "too_many_records"
+    assert detail["message"] == (
+        "the body holds more JSON values than 3 feedback items can; at most 3 feedback items "
+        "are accepted"
+    )
+    assert [(e["index"], e["field"]) for e in detail["errors"]] == [(None, "feedback")]
+
+
+def test_three_feedback_items_of_the_longest_form_pass_the_structure_check(
+    three_items_client: TestClient,
+) -> None:
+    # Every key of every item, and commas and braces inside the strings: not structure
+    items = [{"prediction_id": str(uuid.uuid4()), "actual_yield": 0.9} for _ in range(3)]
+    body = orjson.dumps({"feedback": items})
+    assert b"{,:[" not in body
+    response = three_items_client.post("/api/v1/feedback", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == ["unknown"] * 3
 
 
 class BrokenLog:

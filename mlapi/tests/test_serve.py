@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -668,3 +669,59 @@ def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
         )
         assert found.status_code == 200, prediction_id
         assert found.json()["predicted_yield"] == value
+
+
+def test_two_instances_with_the_default_metrics_dir_keep_their_own_counts(
+    start_server: Callable[..., RunningServer],
+) -> None:
+    # Given two instances on one host, neither told where its metric files go (empty: unset)
+    first = start_server(workers="1", multiproc_dir="")
+    second = start_server(workers="1", multiproc_dir="")
+    # When each answers its own number of predictions
+    for server, count in ((first, 3), (second, 1)):
+        for _ in range(count):
+            response = httpx.post(
+                f"{server.url}/api/v1/predict", headers=AUTH, json={"inputs": [EXAMPLE_RECORD]}
+            )
+            assert response.status_code == 200, response.text
+    # Then each reports its own, the first's not wiped by the second's start
+    assert first.scrape().value("mlapi_predictions_total", **V) == 3
+    assert second.scrape().value("mlapi_predictions_total", **V) == 1
+    # And each directory is its own, removed when its instance stops
+    directories = [
+        Path(tempfile.gettempdir()) / f"mlapi-metrics-{s.process.pid}" for s in (first, second)
+    ]
+    assert all(directory.is_dir() for directory in directories)
+    first.process.terminate()
+    first.process.wait(timeout=60)
+    assert not directories[0].exists()
+    assert directories[1].is_dir()
+
+
+def test_a_worker_that_cannot_open_the_log_starts_answers_503_and_the_service_stays_up(
+    start_server: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    # Given a serving instance whose log file is then replaced by one that is no database
+    server = start_server(workers="1")
+    log = tmp_path / "data" / "predictions.db"
+    for path in (log, log.with_name(log.name + "-wal"), log.with_name(log.name + "-shm")):
+        path.unlink(missing_ok=True)
+    log.write_bytes(b"not a database\n" * 1000)
+    # When its worker dies and gunicorn starts another, which cannot open the log
+    os.kill(server.worker_pids()[0], signal.SIGKILL)
+    _wait_for_ready_workers(server, 2)
+    # Then the new worker answers: health says why it is not ready, predictions need the log
+    health = httpx.get(f"{server.url}/api/v1/health", timeout=30)
+    assert health.status_code == 503
+    assert health.json()["detail"]["code"] == "prediction_log_unavailable"
+    assert "could not be opened" in health.json()["detail"]["message"]
+    predict = httpx.post(
+        f"{server.url}/api/v1/predict", headers=AUTH, json={"inputs": [EXAMPLE_RECORD]}, timeout=30
+    )
+    assert predict.status_code == 503
+    assert predict.json()["detail"]["code"] == "prediction_log_unavailable"
+    assert httpx.get(f"{server.url}/api/v1/model", headers=AUTH, timeout=30).status_code == 200
+    # And the service is still up, its worker the same one (not failing to boot in a loop)
+    time.sleep(2)
+    assert server.process.poll() is None
+    assert server.output().count("Application startup complete") == 2

@@ -17,7 +17,7 @@ from yield_model.datasets import QUIRKS
 from yield_model.errors import InvalidInputError, MalformedRequestError, TooManyRecordsError
 from yield_model.features import StepDurations
 from yield_model.predict import TrainedModel, records_to_frame
-from yield_model.schemas import EXAMPLE_RECORD, validate_records
+from yield_model.schemas import EXAMPLE_RECORD, max_request_tokens, validate_records
 
 
 def _file_records(path: Path) -> list[dict[str, Any]]:
@@ -157,10 +157,25 @@ def test_a_body_that_is_not_json_or_has_too_many_records_is_refused(
         trained_model.predict_json(b'{"inputs": [')
     with pytest.raises(MalformedRequestError):
         trained_model.predict_json(b"")
-    body = _json({"inputs": [EXAMPLE_RECORD] * 3})
+    sparse = _json({"inputs": [{"A6": 38}] * 3})
     with pytest.raises(TooManyRecordsError, match="3 records sent; at most 2 are accepted"):
-        trained_model.predict_json(body, max_records=2)
-    assert len(trained_model.predict_json(body, max_records=3).predictions) == 3
+        trained_model.predict_json(sparse, max_records=2)
+    full = _json({"inputs": [EXAMPLE_RECORD] * 3})
+    assert len(trained_model.predict_json(full, max_records=3).predictions) == 3
+
+
+def test_a_body_with_more_structure_than_the_records_allowed_is_refused_unparsed(
+    trained_model: TrainedModel,
+) -> None:
+    # Given 3 complete records, more keys and values than 2 records can hold
+    full = _json({"inputs": [EXAMPLE_RECORD] * 3})
+    # and 1 record whose text holds more commas, brackets and colons than 1 record can
+    in_strings = _json({"inputs": [{**EXAMPLE_RECORD, "A20": "{[,:]}" * 16}]})
+    assert sum(in_strings.count(c) for c in (b"{", b"[", b",", b":")) > max_request_tokens(1)
+    # Then the first is refused before it is parsed, naming the limit; the second is not
+    with pytest.raises(TooManyRecordsError, match="more JSON values than 2 records of at most"):
+        trained_model.predict_json(full, max_records=2)
+    assert len(trained_model.predict_json(in_strings, max_records=1).predictions) == 1
 
 
 def test_nan_in_a_body_is_missing_as_pandas_writes_it(trained_model: TrainedModel) -> None:
@@ -224,17 +239,21 @@ def test_an_integer_beyond_any_float_is_refused_in_python_and_missing_in_json(
 
 
 def test_invalid_records_are_refused_with_index_and_field(trained_model: TrainedModel) -> None:
-    body = _json({"inputs": [{"A6": True}, {"A5": [13], "colour": 1}, {"B4": "x" * 101}]})
-    with pytest.raises(InvalidInputError) as caught:
-        trained_model.predict_json(body)
-    found = {(p.index, p.field): p.message for p in caught.value.problems}
-    assert found == {
+    def problems(*records: dict[str, Any]) -> dict[tuple[int | None, str | None], str]:
+        with pytest.raises(InvalidInputError) as caught:
+            trained_model.predict_json(_json({"inputs": list(records)}))
+        return {(p.index, p.field): p.message for p in caught.value.problems}
+
+    # Validation stops at the first invalid record: its problems only
+    assert problems({"A6": True}, {"A5": [13], "colour": 1}, {"B4": "x" * 101}) == {
         (0, "A6"): "expected a number, a numeric string or null, got a boolean",
+    }
+    assert problems({}, {"A5": [13], "colour": 1}, {"B4": "x" * 101}) == {
         (1, "A5"): "expected a time string such as '13:30:00' or '21:00-21:30', or null, "
         "got an array",
         (1, "colour"): "unknown field",
-        (2, "B4"): "too long: at most 100 characters",
     }
+    assert problems({}, {}, {"B4": "x" * 101}) == {(2, "B4"): "too long: at most 100 characters"}
 
 
 def _random_stamps(rng: np.random.Generator, most: int) -> StepDurations:

@@ -45,10 +45,12 @@ class MalformedRequestError(YieldModelError):
 class TooManyRecordsError(YieldModelError):
     """A request holds more records than the caller accepts at once."""
 
-    def __init__(self, count: int, limit: int) -> None:
+    def __init__(self, count: int | None, limit: int, message: str | None = None) -> None:
         self.count = count
         self.limit = limit
-        super().__init__(f"{count} records sent; at most {limit} are accepted per request")
+        super().__init__(
+            message or f"{count} records sent; at most {limit} are accepted per request"
+        )
 
 
 class ModelLoadError(YieldModelError):

@@ -17,7 +17,7 @@ from yield_model.card import ModelCard
 from yield_model.columns import FEATURE_COLUMNS
 from yield_model.compiled import verified_tail
 from yield_model.config import MODEL_NAME
-from yield_model.errors import ModelLoadError, TooManyRecordsError
+from yield_model.errors import ModelLoadError
 from yield_model.persistence import default_model_path, load_pipeline
 from yield_model.schemas import Record, validate_records, validate_request
 
@@ -91,16 +91,16 @@ class TrainedModel:
         rows = _frame_records(records) if isinstance(records, pd.DataFrame) else records
         return self._predict(validate_records(rows))
 
-    def predict_json(self, body: bytes, max_records: int | None = None) -> PredictionResult:
+    def predict_json(
+        self, body: bytes | bytearray, max_records: int | None = None
+    ) -> PredictionResult:
         """Predict the records of a JSON body ``{"inputs": [record, ...]}``.
 
         Raises MalformedRequestError for a body that is not JSON, InvalidInputError listing
-        every bad value, TooManyRecordsError beyond ``max_records``.
+        the first invalid record's bad values, TooManyRecordsError beyond ``max_records``
+        (checked before the body is parsed as far as its structure tells).
         """
-        records = validate_request(body)
-        if max_records is not None and len(records) > max_records:
-            raise TooManyRecordsError(len(records), max_records)
-        return self._predict(records)
+        return self._predict(validate_request(body, max_records))
 
     def _predict(self, records: list[Record]) -> PredictionResult:
         # The records are validated and the parser never raises: scikit-learn's checks of

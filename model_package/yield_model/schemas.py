@@ -6,6 +6,7 @@ published files' quirks and reports, per record, what it could not read. The API
 models, so a record is described once for HTTP and for Python callers.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final
 
@@ -24,7 +25,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from yield_model.columns import ID_COLUMN, NUMERIC_COLUMNS, TARGET_COLUMN, TIME_COLUMNS
-from yield_model.errors import InvalidInputError, MalformedRequestError, Problem
+from yield_model.errors import (
+    InvalidInputError,
+    MalformedRequestError,
+    Problem,
+    TooManyRecordsError,
+)
 from yield_model.parsing import MAX_TEXT_LENGTH
 
 Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_LENGTH)]
@@ -148,10 +154,67 @@ class PredictionRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"inputs": [EXAMPLE_RECORD]}]}
     )
 
+    # fail_fast: validation stops at the first invalid record, so that a body of thousands
+    # of bad values costs the problems of one record, not an error object per value.
     inputs: list[Record] = Field(
         min_length=1,
+        fail_fast=True,
         description="The records to predict; at most MLAPI_MAX_RECORDS (10,000 by default).",
     )
+
+
+#: The keys a record may hold: each field once, under one of its names (two are unknown).
+RECORD_KEYS: Final = len(Record.model_fields)
+_STRUCTURAL: Final = (b"{", b"[", b",", b":")
+# Escapes whose second character is a backslash or a quote, which would pair quotes wrongly;
+# a backslash pair first, so that in \\" the quote ends the string.
+_ESCAPES: Final = (b"\\\\", b'\\"')
+_QUOTED: Final = re.compile(rb'"[^"]*"')
+#: Bytes of the body looked at at once: the strings of a window are its memory.
+_WINDOW: Final = 64 * 1024
+
+
+def _tokens(text: bytes | bytearray) -> int:
+    return sum(text.count(token) for token in _STRUCTURAL)
+
+
+def structural_tokens(body: bytes | bytearray, limit: int) -> int:
+    """How many of ``{ [ , :`` a JSON body holds outside its strings, when above ``limit``.
+
+    Each JSON value but the first follows one of them, so this bounds the values a parser
+    would build. Counted over the raw bytes first (memchr-fast); only a count above the
+    limit is recounted with the strings taken out, so text full of commas is not refused.
+    The recount goes window by window (a string across two is carried over), so that a
+    body of millions of short strings costs a window's worth of memory.
+    """
+    count = _tokens(body)
+    if count <= limit:
+        return count
+    count = 0
+    in_string = False
+    start = 0
+    while start < len(body):
+        end = min(start + _WINDOW, len(body))
+        while end < len(body) and body[end - 1] == 0x5C:  # never cut an escape in two
+            end += 1
+        window = body[start:end]
+        for escape in _ESCAPES:
+            window = window.replace(escape, b"")
+        quotes = window.count(b'"')
+        paired = (b'"' if in_string else b"") + window
+        if (in_string + quotes) % 2:
+            paired += b'"'
+        count += _tokens(_QUOTED.sub(b"", paired))
+        in_string = bool((in_string + quotes) % 2)
+        start = end
+    return count
+
+
+def max_request_tokens(max_records: int) -> int:
+    """The structural tokens of ``{"inputs": [...]}`` with ``max_records`` records of every
+    key: ``{ : [`` and, per record, its ``{``, a ``:`` per key, a ``,`` between keys and one
+    after the record."""
+    return 3 + max_records * (2 * RECORD_KEYS + 1)
 
 
 _REQUEST: Final = TypeAdapter(PredictionRequest)
@@ -226,21 +289,37 @@ def _problems(errors: Sequence[ErrorDetails], prefix: tuple[str, ...]) -> list[P
     return list(found.values())
 
 
-def validate_request(body: bytes) -> list[Record]:
+def validate_request(body: bytes | bytearray, max_records: int | None = None) -> list[Record]:
     """The records of a JSON request body ``{"inputs": [record, ...]}``, validated.
 
     Raises MalformedRequestError when the body is not JSON (``NaN`` is read as a number,
     as Python's and pandas' JSON writers put it for a blank cell), InvalidInputError listing
-    every problem with its record index and field otherwise.
+    the problems of the first invalid record, with its index and fields, otherwise;
+    TooManyRecordsError for more than ``max_records`` records, or for a body with more
+    structure than that many records can have, which is refused before it is parsed (a
+    parsed JSON value takes far more memory than its text).
     """
+    if max_records is not None:
+        limit = max_request_tokens(max_records)
+        if structural_tokens(body, limit) > limit:
+            raise TooManyRecordsError(
+                None,
+                max_records,
+                f"the body holds more JSON values than {max_records} records of at most "
+                f"{RECORD_KEYS} fields can; at most {max_records} records are accepted "
+                "per request",
+            )
     try:
-        return _REQUEST.validate_json(body).inputs
+        request = _REQUEST.validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         if errors and errors[0]["type"] == "json_invalid":
             detail = errors[0]["ctx"].get("error", errors[0]["msg"]) if "ctx" in errors[0] else ""
             raise MalformedRequestError(f"the request body is not valid JSON: {detail}") from None
         raise InvalidInputError(_problems(errors, ("inputs",))) from None
+    if max_records is not None and len(request.inputs) > max_records:
+        raise TooManyRecordsError(len(request.inputs), max_records)
+    return request.inputs
 
 
 def validate_records(records: Sequence[Record | Mapping[str, Any]]) -> list[Record]:

@@ -153,7 +153,7 @@ def test_api_runs_as_non_root_on_a_read_only_filesystem(
     assert user.split(":")[0] not in {"0", "root"}
     mlapi = compose["services"]["mlapi"]
     assert mlapi["read_only"] is True
-    # The workers' metric files go to /tmp/mlapi-metrics, the service's default.
+    # The workers' metric files go to /tmp/mlapi-metrics-PID, the service's default.
     assert "/tmp" in mlapi["tmpfs"]
 
 
