@@ -69,6 +69,21 @@ def test_missing_names_are_reported_by_variable_and_flag(monkeypatch: pytest.Mon
     ]
 
 
+def test_the_task_memory_must_hold_its_workers_worst_case(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.setenv("DEPLOY_CPU", "256")
+    environment.setenv("DEPLOY_MEMORY", "512")  # a size Fargate runs
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert describe_settings_error(error.value).endswith(
+        "a task of 256 CPU units runs 1 API worker(s), which need 896 MiB at worst (640 each "
+        "and 256), not 512"
+    )
+    environment.setenv("DEPLOY_MEMORY", "1024")
+    assert Settings().memory == 1024
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -128,5 +143,5 @@ def test_unsafe_values_are_refused(
 @pytest.mark.parametrize(("cpu", "workers"), [(256, 1), (512, 1), (1024, 1), (2048, 2), (4096, 4)])
 def test_one_worker_per_vcpu(environment: pytest.MonkeyPatch, cpu: int, workers: int) -> None:
     """Given a task size, then the API runs one worker per vCPU, at least one."""
-    memory = {256: 512, 512: 1024, 1024: 2048, 2048: 4096, 4096: 8192}[cpu]
+    memory = {256: 1024, 512: 1024, 1024: 2048, 2048: 4096, 4096: 8192}[cpu]
     assert Settings(cpu=cpu, memory=memory).workers == workers

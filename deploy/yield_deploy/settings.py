@@ -19,6 +19,11 @@ FARGATE_MEMORY = {
     8192: (16384, 61440, 4096),
     16384: (32768, 122880, 8192),
 }
+# An API worker's worst case, and what the task needs beside its workers (gunicorn's master,
+# the platform's share), in MiB: benchmarks/README.md, "A worker's memory under hostile
+# bodies" (six 10,000-record batches at once, the bodies in flight at their limit).
+WORKER_MEMORY_MIB = 640
+TASK_OVERHEAD_MIB = 256
 # The only values CloudWatch Logs accepts for a retention period.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
 
@@ -172,6 +177,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"Fargate runs {self.cpu} CPU units with {first}-{last} MiB in steps of {step},"
                 f" not {self.memory}"
+            )
+        needed = self.workers * WORKER_MEMORY_MIB + TASK_OVERHEAD_MIB
+        if self.memory < needed:
+            raise ValueError(
+                f"a task of {self.cpu} CPU units runs {self.workers} API worker(s), which need "
+                f"{needed} MiB at worst ({WORKER_MEMORY_MIB} each and {TASK_OVERHEAD_MIB}), "
+                f"not {self.memory}"
             )
         if not self.min_count <= self.desired_count <= self.max_count:
             raise ValueError(
