@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic.json_schema import models_json_schema
 
@@ -109,7 +110,11 @@ async def _open_log(settings: Settings, pool_size: int) -> tuple[PredictionLog |
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing is loaded until the lifespan starts."""
-    app = FastAPI(title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc load their scripts from the service, not from a CDN
+    # that a plant network may not reach.
+    app = FastAPIOffline(
+        title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan
+    )
     settings = app.state.settings = settings or get_settings()
     app.state.key_ring = None
     # A worker's own: the app is built in each worker process.

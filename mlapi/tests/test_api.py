@@ -1,6 +1,7 @@
 """Every endpoint, given a loaded model (and one without)."""
 
 import importlib.metadata
+import re
 import threading
 import time
 import uuid
@@ -116,6 +117,23 @@ def test_root_points_to_the_docs(client: TestClient) -> None:
     assert response.status_code == 307
     assert response.headers["location"] == "/docs"
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("page", "kinds"), [("/docs", {"js", "css", "png"}), ("/redoc", {"js", "png"})]
+)
+def test_the_docs_load_their_assets_from_the_service_not_from_a_cdn(
+    client: TestClient, page: str, kinds: set[str]
+) -> None:
+    # A plant network may have no internet: every script, style and icon comes from here.
+    html = client.get(page).text
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", html)
+    assert {asset.rsplit(".", 1)[1] for asset in assets} == kinds
+    for asset in assets:
+        assert asset.startswith("/"), asset  # no other host
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 1000
 
 
 def test_openapi_documents_the_predict_body_with_an_example(client: TestClient) -> None:
