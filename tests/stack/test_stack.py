@@ -251,10 +251,18 @@ def test_invalid_input_is_refused_with_a_client_error(stack: Stack) -> None:
 def test_prometheus_runs_every_alert_rule(stack: Stack) -> None:
     rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
     expected = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    answer = httpx.get(f"{stack.prometheus_url}/api/v1/rules", params={"type": "alert"})
-    loaded = [rule for group in answer.json()["data"]["groups"] for rule in group["rules"]]
+    # A rule's health is "unknown" until its group is first evaluated (evaluation_interval
+    # after Prometheus loads it): wait for that, not for the first scrape.
+    deadline = time.monotonic() + DATA_WITHIN_S
+    while True:
+        answer = httpx.get(f"{stack.prometheus_url}/api/v1/rules", params={"type": "alert"})
+        loaded = [rule for group in answer.json()["data"]["groups"] for rule in group["rules"]]
+        health = {rule["health"] for rule in loaded}
+        if "unknown" not in health or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert {rule["name"] for rule in loaded} == expected
-    assert {rule["health"] for rule in loaded} == {"ok"}
+    assert health == {"ok"}, [(r["name"], r["health"], r.get("lastError")) for r in loaded]
 
 
 def feedback(stack: Stack, items: list[tuple[str, float]]) -> list[dict[str, Any]]:
