@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import AUTH, Scrape, generated_records
+from mlapi_support import AUTH, MODEL_VERSION, Scrape, generated_records
 
 from mlapi.main import create_app
 from mlapi.monitor import Monitor
@@ -16,7 +16,7 @@ from mlapi.settings import Settings
 from yield_model.drift import PREDICTED_YIELD, PSI_ACT, PSI_WATCH, window_drift
 from yield_model.predict import TrainedModel, load_model
 
-V = {"model_version": "0.1.0"}
+V = {"model_version": MODEL_VERSION}
 # 2000 records per window: an unmoved feature's PSI stays under 0.05 (yield_model.drift, and
 # model_package/tests/test_drift.py for the derivation); the shifted ones exceed 1.
 WINDOW = 2000
@@ -62,7 +62,7 @@ def drift_gauges(scrape: Scrape) -> dict[str, float]:
     values = {
         labels["feature"]: scrape.value("mlapi_input_drift_psi", **labels)
         for labels in scrape.series("mlapi_input_drift_psi")
-        if labels["model_version"] == "0.1.0"
+        if labels["model_version"] == MODEL_VERSION
     }
     values[PREDICTED_YIELD] = scrape.value("mlapi_predicted_yield_drift_psi", **V)
     return values
