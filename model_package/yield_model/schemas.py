@@ -21,7 +21,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import ErrorDetails, core_schema
+from pydantic_core import ErrorDetails, core_schema, from_json
 
 from yield_model.columns import ID_COLUMN, NUMERIC_COLUMNS, TARGET_COLUMN, TIME_COLUMNS
 from yield_model.errors import (
@@ -245,6 +245,68 @@ def max_request_tokens(max_records: int) -> int:
 
 _REQUEST: Final = TypeAdapter(PredictionRequest)
 _RECORDS: Final = TypeAdapter(list[Record])
+_FIRST_INVALID: Final = TypeAdapter(Annotated[list[Record], Field(fail_fast=True)])
+
+#: Bodies above this are validated a slice of records at a time: pydantic-core builds a
+#: document's whole JSON tree before it validates, some 6x the text of small values.
+CHUNKED_BODY_BYTES: Final = 1024 * 1024
+_CHUNK_RECORDS: Final = 500
+_WS: Final = rb"[ \t\n\r]*"  # JSON's whitespace
+_ENVELOPE: Final = re.compile(
+    rb"\A" + _WS + rb'\{' + _WS + rb'"inputs"' + _WS + rb":" + _WS + rb"\[(.*)\]" + _WS
+    + rb"\}" + _WS + rb"\Z",
+    re.DOTALL,
+)  # fmt: skip
+# Between two records. A match inside a string or a nested value leaves the slice before it
+# no JSON (a string or a bracket left open): the whole body is then validated at once.
+_BETWEEN_RECORDS: Final = re.compile(rb"\}" + _WS + rb"," + _WS + rb"\{")
+
+
+def _slices(body: bytes | bytearray, start: int, end: int) -> list[tuple[int, int]]:
+    """Where, in ``body[start:end]`` (``{...}, {...}``), each run of ``_CHUNK_RECORDS``
+    records starts and ends."""
+    cuts = list(_BETWEEN_RECORDS.finditer(body, start, end))[_CHUNK_RECORDS - 1 :: _CHUNK_RECORDS]
+    starts = [start, *(cut.end() - 1 for cut in cuts)]  # at the next record's {
+    ends = [*(cut.start() + 1 for cut in cuts), end]  # after the last record's }
+    return list(zip(starts, ends, strict=True))
+
+
+def _validate_in_slices(body: bytes | bytearray) -> list[Record] | None:
+    """The records of a large body, validated a slice of records at a time, with the same
+    outcome as the whole body's validation; None when that cannot be known this way (the
+    body is not plainly ``{"inputs": [{...}, ...]}``, a slice is no JSON, or it holds too
+    few records to slice), to validate the body at once."""
+    envelope = _ENVELOPE.match(body)
+    if envelope is None:
+        return None
+    spans = _slices(body, *envelope.span(1))
+    if len(spans) == 1:
+        return None
+    records: list[Record] = []
+    first_invalid: list[ErrorDetails] = []
+    with memoryview(body) as view:
+        for start, end in spans:
+            chunk = b"[" + view[start:end] + b"]"
+            if first_invalid:  # the answer is known, if the rest of the body is JSON
+                try:
+                    from_json(chunk)
+                except ValueError:
+                    return None
+                continue
+            try:
+                records += _FIRST_INVALID.validate_json(chunk)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False)
+                if errors and errors[0]["type"] == "json_invalid":
+                    return None
+                for error in errors:  # an index within the slice, made the body's
+                    if error["loc"] and isinstance(error["loc"][0], int):
+                        error["loc"] = (error["loc"][0] + len(records), *error["loc"][1:])
+                first_invalid = errors
+    if first_invalid:
+        raise InvalidInputError(_problems(first_invalid, ()))
+    return records
+
 
 _KIND_OF_FIELD: Final = {
     **dict.fromkeys(NUMERIC_COLUMNS, "a number, a numeric string or null"),
@@ -331,6 +393,12 @@ def validate_request(body: bytes | bytearray, max_records: int | None = None) ->
                 f"{RECORD_KEYS} fields can; at most {max_records} records are accepted "
                 "per request",
             )
+    if len(body) > CHUNKED_BODY_BYTES:
+        sliced = _validate_in_slices(body)
+        if sliced is not None:
+            if max_records is not None and len(sliced) > max_records:
+                raise TooManyRecordsError(len(sliced), max_records)
+            return sliced
     try:
         request = _REQUEST.validate_json(body)
     except ValidationError as exc:
