@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-MONITORING = ("prometheus", "grafana", "cadvisor")
+MONITORING = ("prometheus", "alertmanager", "grafana", "cadvisor")
 #: The one-shot service that makes the API keys on first start.
 KEY_MAKER = "mlapi-keys"
 POSTGRES_PORT = 5432
@@ -59,7 +59,7 @@ def test_file_has_no_version_key(compose: dict[str, Any]) -> None:
     assert "version" not in compose
 
 
-def test_stack_has_the_five_services_and_the_key_maker(compose: dict[str, Any]) -> None:
+def test_stack_has_the_six_services_and_the_key_maker(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"mlapi", "postgres", *MONITORING, KEY_MAKER}
 
 
