@@ -1,8 +1,9 @@
 """The stack, for real: predictions and their measured yields through the API, then every
 query of the "Yield model API" dashboard asked of the live Prometheus, each required to return
 data, and every SQL query of it run on the live PostgreSQL as Grafana's read-only role; the
-predictions and feedback on record in PostgreSQL; a shifted batch read as drift; the API killed
-and started again, losing nothing.
+predictions and feedback on record in PostgreSQL; a shifted batch read as drift, its alert
+delivered by Alertmanager to a webhook and resolved by a usual batch; the API killed and started
+again, losing nothing.
 
 The queries are read from the dashboard file, so a panel added there is tested here.
 """
@@ -23,11 +24,12 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 import yaml
-from compose_stack import SqlResult, Stack, psql, try_psql, wait_healthy
+from compose_stack import SqlResult, Stack, WebhookReceiver, psql, try_psql, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DASHBOARD = ROOT / "grafana" / "dashboards" / "yield-model-api.json"
 DATA_WITHIN_S = 300
+ALERT_WITHIN_S = 300
 RECORDS = 60
 # The shifted batch fills the drift window (MLAPI_DRIFT_WINDOW, 1000 by default) by itself.
 SHIFTED_RECORDS = 1000
@@ -356,6 +358,95 @@ def test_a_shifted_batch_drifts_the_shifted_features_only(stack: Stack) -> None:
     others = {name: value for name, value in psi.items() if name not in SHIFTED | DERIVED}
     assert len(others) > 50
     assert max(others.values()) < PSI_WATCH, sorted(others.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_prometheus_sends_to_the_alertmanager_of_the_stack(stack: Stack) -> None:
+    answer = httpx.get(f"{stack.prometheus_url}/api/v1/alertmanagers")
+    active = [a["url"] for a in answer.json()["data"]["activeAlertmanagers"]]
+    assert active == ["http://alertmanager:9093/api/v2/alerts"]
+    # and Alertmanager runs the rendered routing, with the webhook from the environment
+    status = httpx.get(f"{stack.alertmanager_url}/api/v2/status").json()
+    config = yaml.safe_load(status["config"]["original"])
+    for receiver in config["receivers"]:
+        (webhook,) = receiver["webhook_configs"]
+        assert webhook["url"] == stack.env["ALERT_WEBHOOK_URL"]
+
+
+def drift_alerts(body: dict[str, Any], status: str) -> dict[str, dict[str, Any]]:
+    """The MlapiInputDrift alerts of a webhook body with this status, by feature."""
+    return {
+        alert["labels"]["feature"]: alert
+        for alert in body["alerts"]
+        if alert["labels"]["alertname"] == "MlapiInputDrift" and alert["status"] == status
+    }
+
+
+def test_a_drift_alert_reaches_the_webhook_and_then_its_resolution(
+    stack: Stack, webhook: WebhookReceiver
+) -> None:
+    rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
+    (rule,) = [
+        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "MlapiInputDrift"
+    ]
+    # Given a batch of the generator's shifted variant that fills the drift window
+    mark = webhook.received()
+    shifted = generated_batch(stack, SHIFTED_RECORDS, seed=7, shifted=True)
+    assert predict(stack, shifted.records).status_code == 200
+    # When the drift job, Prometheus' rules and Alertmanager's routing have had their turn
+    # (the earlier tests' small batches may have drifted other features before: their alerts
+    # resolve as the shifted batch fills the window)
+    body = webhook.wait_for(
+        lambda b: SHIFTED <= set(drift_alerts(b, "firing")) <= SHIFTED | DERIVED,
+        ALERT_WITHIN_S,
+        f"MlapiInputDrift firing for {sorted(SHIFTED)}",
+        since=mark,
+    )
+    # Then the alert arrives at the warning receiver, one per drifted feature, with the
+    # rule's labels and annotations
+    assert (body["receiver"], body["status"]) == ("warning", "firing")
+    assert body["groupLabels"] == {"alertname": "MlapiInputDrift", "model_version": MODEL_VERSION}
+    fired = drift_alerts(body, "firing")
+    for feature, alert in fired.items():
+        assert alert["labels"] == {
+            "alertname": "MlapiInputDrift",
+            "severity": "warning",
+            "model_version": MODEL_VERSION,
+            "feature": feature,
+        }
+        annotations = alert["annotations"]
+        assert re.fullmatch(
+            rf"Input {feature} of model {re.escape(MODEL_VERSION)} has drifted: PSI \d+\.\d\d",
+            annotations["summary"],
+        ), annotations["summary"]
+        assert annotations["description"] == rule["annotations"]["description"]
+        assert annotations["dashboard"] == (
+            f"/d/yield-model-api/yield-model-api?var-model_version={MODEL_VERSION}"
+        )
+    # while the production rule, loaded too, waits out its `for:`
+    answer = httpx.get(f"{stack.prometheus_url}/api/v1/rules", params={"type": "alert"})
+    states = {
+        (group["name"], r["name"]): r["state"]
+        for group in answer.json()["data"]["groups"]
+        for r in group["rules"]
+    }
+    assert states[("mlapi", "MlapiInputDrift")] == "pending"
+    # When a batch of the usual inputs takes the shifted one's place in the drift window
+    mark = webhook.received()
+    usual = generated_batch(stack, SHIFTED_RECORDS, seed=8)
+    assert predict(stack, usual.records).status_code == 200
+    # Then each alert's resolution arrives too
+    for feature in fired:
+        resolved = webhook.wait_for(
+            lambda b, feature=feature: feature in drift_alerts(b, "resolved"),
+            ALERT_WITHIN_S,
+            f"resolved MlapiInputDrift of {feature}",
+            since=mark,
+        )
+        assert resolved["receiver"] == "warning"
+        alert = drift_alerts(resolved, "resolved")[feature]
+        assert alert["labels"] == fired[feature]["labels"]
+        assert alert["startsAt"] == fired[feature]["startsAt"]
+        assert alert["endsAt"] > alert["startsAt"]
 
 
 def test_nothing_acknowledged_is_lost_when_the_api_is_killed(stack: Stack, batch: Batch) -> None:
