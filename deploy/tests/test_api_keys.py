@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from conftest import API_KEYS, TAG, put_image
 
+from yield_deploy import taskdef
 from yield_deploy.api_keys import READ_POLICY
 from yield_deploy.aws import Aws
 from yield_deploy.bootstrap import bootstrap
@@ -35,7 +36,7 @@ def test_the_task_definition_passes_the_key_file_as_a_secret_only(
     """Given the secret, when the service is created, then the keys reach the task as one."""
     definition = _bootstrapped(aws, settings)
 
-    (container,) = definition["containerDefinitions"]
+    container = taskdef.container_of(definition, settings.container)
     assert {"name": "MLAPI_API_KEYS", "valueFrom": settings.api_keys_secret_arn} in container[
         "secrets"
     ]
