@@ -33,7 +33,7 @@ START = (
 )  # fmt: skip
 
 
-def flags(config_file: str, storage: str) -> list[str]:
+def flags(config_file: str, storage: str, listen: str = "127.0.0.1:9090") -> list[str]:
     """The agent's command line, but for the binary."""
     return [
         # Agent mode: scrape and forward only; no local queries, no rule evaluation (the
@@ -42,7 +42,7 @@ def flags(config_file: str, storage: str) -> list[str]:
         f"--config.file={config_file}",
         f"--storage.agent.path={storage}",
         # Its own API stays inside the task.
-        "--web.listen-address=127.0.0.1:9090",
+        f"--web.listen-address={listen}",
     ]
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
+import production_agent
 import pytest
 import yaml
 from compose_stack import SqlResult, Stack, WebhookReceiver, psql, try_psql, wait_healthy
@@ -86,7 +87,12 @@ def rate_interval() -> str:
 def dashboard_queries() -> Iterator[tuple[str, str, str]]:
     """(where, legend, PromQL) of every target, variables replaced by this stack's values."""
     dashboard = json.loads(API_DASHBOARD.read_text(encoding="utf-8"))
-    values = {"__rate_interval": rate_interval(), "model_version": MODEL_VERSION}
+    # (the datasource variable names the data source to ask, not part of a query)
+    values = {
+        "__rate_interval": rate_interval(),
+        "model_version": MODEL_VERSION,
+        "datasource": "",
+    }
     names = {v["name"] for v in dashboard["templating"]["list"]}
     assert names <= set(values), f"no test value for dashboard variables {names - set(values)}"
     for panel in dashboard["panels"]:
@@ -290,8 +296,13 @@ def send_traffic(stack: Stack, batch: Batch, recorded_errors: list[float]) -> No
 
 
 def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
-    """An instant query's result."""
-    answer = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": expr})
+    """An instant query's result, from the stack's Prometheus."""
+    return query_at(stack.prometheus_url, expr)
+
+
+def query_at(url: str, expr: str) -> list[dict[str, Any]]:
+    """An instant query's result, from the Prometheus at url."""
+    answer = httpx.get(f"{url}/api/v1/query", params={"query": expr})
     assert answer.status_code == 200, f"{expr}: {answer.text}"
     result: list[dict[str, Any]] = answer.json()["data"]["result"]
     return result
@@ -588,6 +599,49 @@ def test_grafana_role_needs_its_password(stack: Stack) -> None:
     refused = try_psql(stack, "SELECT 1", user=GRAFANA_ROLE, password="not-the-password")
     assert refused.returncode != 0
     assert "password authentication failed" in refused.stderr
+
+
+def test_the_ecs_agent_remote_writes_what_every_api_dashboard_query_needs(
+    stack: Stack, batch: Batch, recorded_errors: list[float], tmp_path: Path
+) -> None:
+    # Given the ECS task's Prometheus agent (production_agent.py says what differs), scraping
+    # the API with Prometheus' key and writing into a Prometheus that only receives
+    binary = production_agent.prometheus_binary()
+    read = stack.container("prometheus").exec_run(
+        ["cat", "/var/lib/mlapi-metrics-key/prometheus.key"]
+    )
+    assert read.exit_code == 0, read.output.decode(errors="replace")
+    port = int(stack.env["MLAPI_HOST_PORT"])
+    with production_agent.running(binary, tmp_path, port, read.output.decode().strip()) as remote:
+        # When the API has traffic
+        queries = list(dashboard_queries())
+        empty: list[str] = []
+        deadline = time.monotonic() + DATA_WITHIN_S
+        while time.monotonic() < deadline:
+            send_traffic(stack, batch, recorded_errors)
+            time.sleep(5)
+            empty = [
+                where
+                for where, legend, expr in queries
+                if not has_data(query_at(remote.receiver_url, expr), legend in MAY_BE_ZERO)
+            ]
+            if not empty:
+                break
+        # Then every query of the dashboard has data in the receiver, the task's series apart
+        assert not empty, f"no remote-written data after {DATA_WITHIN_S}s for: {empty}"
+        (up,) = query_at(remote.receiver_url, "up")
+        assert up["metric"] == {
+            "job": "mlapi",
+            "instance": f"127.0.0.1:{port}",
+            "task": "stack-test-task",
+            "__name__": "up",
+        }
+        assert up["value"][1] == "1"
+        # and the alert rules, as the workspace runs them, evaluate on it
+        answer = httpx.get(f"{remote.receiver_url}/api/v1/rules")
+        rules = [rule for group in answer.json()["data"]["groups"] for rule in group["rules"]]
+        assert rules
+        assert {rule["health"] for rule in rules} == {"ok"}
 
 
 # Last: it stops the API.
