@@ -111,6 +111,33 @@ def test_missing_names_are_reported_by_variable_and_flag(monkeypatch: pytest.Mon
             "DEPLOY_API_KEYS_SECRET_ARN (--api-keys-secret-arn): must be a secret in"
             " DEPLOY_REGION (eu-west-1), not us-east-1",
         ),
+        (
+            "DEPLOY_METRICS_KEY_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlapi/metrics-key-AbCdEf",
+            "DEPLOY_METRICS_KEY_SECRET_ARN (--metrics-key-secret-arn): must be a secret in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
+        (
+            "DEPLOY_ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:mlapi-alerts",
+            "DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): must be a topic in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
+        (
+            "DEPLOY_ALERT_TOPIC_ARN",
+            "mlapi-alerts",
+            "DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): String should match pattern",
+        ),
+        (
+            "DEPLOY_PROMETHEUS_IMAGE",
+            "prom/prometheus:latest",
+            "DEPLOY_PROMETHEUS_IMAGE (--prometheus-image): String should match pattern",
+        ),
+        (
+            "DEPLOY_RULES_NAMESPACE",
+            "-rules",
+            "DEPLOY_RULES_NAMESPACE (--rules-namespace): String should match pattern",
+        ),
     ],
 )
 def test_unsafe_values_are_refused(
