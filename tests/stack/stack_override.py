@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The alerts the test makes fire: the generator's shifted batch drifts its inputs.
-FAST_ALERTS = ("MlapiInputDrift",)
+#: The alerts the test makes fire: the generator's shifted batch drifts its inputs; a stopped
+#: API is down.
+FAST_ALERTS = ("MlapiInputDrift", "MlapiDown")
 #: Container paths of the test's own files.
 PROMETHEUS_DIR = "/etc/prometheus-test"
 ALERTMANAGER_DIR = "/etc/alertmanager-test"

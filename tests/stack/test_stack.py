@@ -644,6 +644,65 @@ def test_the_ecs_agent_remote_writes_what_every_api_dashboard_query_needs(
         assert {rule["health"] for rule in rules} == {"ok"}
 
 
+def test_mlapi_down_pages_and_holds_back_the_alerts_it_explains(
+    stack: Stack, webhook: WebhookReceiver
+) -> None:
+    # Given the API stopped
+    mark = webhook.received()
+    stopped = stack.run("stop", "mlapi")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        # Then MlapiDown reaches the critical receiver
+        down = webhook.wait_for(
+            lambda b: any(
+                a["labels"]["alertname"] == "MlapiDown" and a["status"] == "firing"
+                for a in b["alerts"]
+            ),
+            ALERT_WITHIN_S,
+            "MlapiDown firing",
+            since=mark,
+        )
+        assert down["receiver"] == "critical"
+        (alert,) = down["alerts"]
+        assert (alert["labels"]["severity"], alert["labels"]["job"]) == ("critical", "mlapi")
+        assert alert["annotations"]["dashboard"] == "/d/yield-model-api/yield-model-api"
+        # When, while it lasts, an alert it explains comes (posted as Prometheus posts one:
+        # a failed scrape makes the API's own series stale, so none is left firing here)
+        now = datetime.now(UTC)
+        explained = {"alertname": "MlapiHighErrorRatio", "severity": "critical"}
+        posted = httpx.post(
+            f"{stack.alertmanager_url}/api/v2/alerts",
+            json=[
+                {
+                    "labels": explained,
+                    "annotations": {"summary": "held back"},
+                    "startsAt": now.isoformat(),
+                    "endsAt": (now + timedelta(minutes=5)).isoformat(),
+                }
+            ],
+        )
+        assert posted.status_code == 200, posted.text
+        # Then Alertmanager holds it back, and sends it to no one
+        held = httpx.get(
+            f"{stack.alertmanager_url}/api/v2/alerts",
+            params={"filter": 'alertname="MlapiHighErrorRatio"'},
+        ).json()
+        assert [(a["labels"], a["status"]["state"]) for a in held] == [(explained, "suppressed")]
+        assert held[0]["status"]["inhibitedBy"]
+        # (well past the test's group wait and interval, stack_override.TEST_TIMING)
+        time.sleep(15)
+        assert not [
+            a
+            for b in webhook.bodies[mark:]
+            for a in b["alerts"]
+            if a["labels"]["alertname"] == "MlapiHighErrorRatio"
+        ]
+    finally:
+        started = stack.run("start", "mlapi")
+        assert started.returncode == 0, started.stderr
+        wait_healthy(stack, "mlapi")
+
+
 # Last: it stops the API.
 def test_api_stops_gracefully_on_sigterm(stack: Stack) -> None:
     stopped = stack.run("stop", "mlapi")
