@@ -254,6 +254,46 @@ def test_the_alert_manager_definition_call_reaches_amp(
     assert rules_data(aws, settings) == (ROOT / "prometheus" / "alerts.yml").read_bytes()
 
 
+def test_the_topic_lets_the_workspace_publish_and_keeps_its_other_statements(
+    aws: Aws, settings: Settings, moto_endpoint: str
+) -> None:
+    """Given a topic with a policy of its own, then AMP may publish for this workspace only."""
+    sns = client("sns", moto_endpoint)
+    topic = sns.create_topic(Name=f"{settings.service}-alerts")["TopicArn"]
+    theirs = {
+        "Sid": "SubscribeFromTheAccount",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "sns:Subscribe",
+        "Resource": topic,
+    }
+    sns.set_topic_attributes(
+        TopicArn=topic,
+        AttributeName="Policy",
+        AttributeValue=json.dumps({"Version": "2012-10-17", "Statement": [theirs]}),
+    )
+    with_topic = settings.model_copy(update={"alert_topic_arn": topic})
+    workspace = monitoring.ensure_workspace(aws, with_topic, [])
+
+    changes: list[str] = []
+    monitoring.ensure_topic_policy(aws, with_topic, workspace, changes)
+    monitoring.ensure_topic_policy(aws, with_topic, workspace, changes)
+
+    assert changes == [f"SNS topic {topic}: AMP workspace may publish"]
+    policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    assert policy["Statement"] == [
+        theirs,
+        {
+            "Sid": "AmpAlertManagerPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "aps.amazonaws.com"},
+            "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+            "Resource": topic,
+            "Condition": {"ArnEquals": {"aws:SourceArn": workspace_arn(aws, with_topic)}},
+        },
+    ]
+
+
 @pytest.fixture(scope="module")
 def root_prometheus() -> dict[str, Any]:
     """prometheus/prometheus.yml."""

@@ -83,6 +83,7 @@ def bootstrap(aws: Aws, settings: Settings) -> Report:
     workspace = monitoring.ensure_workspace(aws, settings, report.changes)
     monitoring.ensure_rules(aws, settings, workspace, report.changes)
     if settings.alert_topic_arn is not None:
+        monitoring.ensure_topic_policy(aws, settings, workspace, report.changes)
         monitoring.ensure_alert_manager(aws, settings, workspace, report.changes)
     else:
         report.notes.append(

@@ -225,6 +225,41 @@ def require_task_role(aws: Aws, settings: Settings) -> str:
         ) from None
 
 
+#: The topic policy's statement that lets the workspace's alert manager publish.
+PUBLISH_SID = "AmpAlertManagerPublish"
+
+
+def publish_statement(settings: Settings, workspace: Workspace) -> dict[str, Any]:
+    """Let AMP publish to the alert topic for this workspace only."""
+    return {
+        "Sid": PUBLISH_SID,
+        "Effect": "Allow",
+        "Principal": {"Service": "aps.amazonaws.com"},
+        "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+        "Resource": settings.alert_topic_arn,
+        # Only on behalf of this workspace: no other AMP workspace can use the grant.
+        "Condition": {"ArnEquals": {"aws:SourceArn": workspace.arn}},
+    }
+
+
+def ensure_topic_policy(
+    aws: Aws, settings: Settings, workspace: Workspace, changes: list[str]
+) -> None:
+    """The alert topic's policy has the publish statement, its other statements kept."""
+    attributes = aws.sns.get_topic_attributes(TopicArn=settings.alert_topic_arn)["Attributes"]
+    policy = json.loads(attributes.get("Policy") or '{"Version": "2012-10-17", "Statement": []}')
+    statements = policy.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    wanted = publish_statement(settings, workspace)
+    if wanted in statements:
+        return
+    policy["Statement"] = [s for s in statements if s.get("Sid") != PUBLISH_SID] + [wanted]
+    aws.sns.set_topic_attributes(
+        TopicArn=settings.alert_topic_arn, AttributeName="Policy", AttributeValue=json.dumps(policy)
+    )
+    changes.append(f"SNS topic {settings.alert_topic_arn}: AMP workspace may publish")
+
+
 def check_topic(aws: Aws, settings: Settings) -> None:
     """Refuse an alert topic that does not exist."""
     try:
