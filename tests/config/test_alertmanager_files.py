@@ -343,3 +343,12 @@ def test_prometheus_sends_alerts_to_the_alertmanager_service(
     assert compose["services"]["prometheus"]["depends_on"]["alertmanager"] == {
         "condition": "service_started"
     }
+
+
+def test_the_dashboard_links_default_to_the_stacks_grafana(compose: dict[str, Any]) -> None:
+    # ALERT_GRAFANA_URL's default is Grafana's host port default, on loopback
+    default = compose["services"]["alertmanager"]["environment"]["ALERT_GRAFANA_URL"]
+    (port,) = compose["services"]["grafana"]["ports"]
+    found = re.fullmatch(r"127\.0\.0\.1:\$\{GRAFANA_HOST_PORT:-(\d+)\}:3000", str(port))
+    assert found
+    assert default == f"${{ALERT_GRAFANA_URL:-http://127.0.0.1:{found[1]}}}"
