@@ -126,6 +126,33 @@ def test_the_task_memory_must_hold_its_workers_worst_case(
             "DEPLOY_API_KEYS_SECRET_ARN (--api-keys-secret-arn): must be a secret in"
             " DEPLOY_REGION (eu-west-1), not us-east-1",
         ),
+        (
+            "DEPLOY_METRICS_KEY_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlapi/metrics-key-AbCdEf",
+            "DEPLOY_METRICS_KEY_SECRET_ARN (--metrics-key-secret-arn): must be a secret in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
+        (
+            "DEPLOY_ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:mlapi-alerts",
+            "DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): must be a topic in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
+        (
+            "DEPLOY_ALERT_TOPIC_ARN",
+            "mlapi-alerts",
+            "DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): String should match pattern",
+        ),
+        (
+            "DEPLOY_PROMETHEUS_IMAGE",
+            "prom/prometheus:latest",
+            "DEPLOY_PROMETHEUS_IMAGE (--prometheus-image): String should match pattern",
+        ),
+        (
+            "DEPLOY_RULES_NAMESPACE",
+            "-rules",
+            "DEPLOY_RULES_NAMESPACE (--rules-namespace): String should match pattern",
+        ),
     ],
 )
 def test_unsafe_values_are_refused(

@@ -2,6 +2,7 @@
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -35,6 +36,8 @@ SECRET_ARN = (
     r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}"
     r":secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
 )
+
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}$"
 
 Ids = Annotated[tuple[str, ...], NoDecode]
 
@@ -129,6 +132,52 @@ class Settings(BaseSettings):
             " and scopes of its keys, python -m mlapi.keys); the API starts only with it."
         ),
     )
+    metrics_key_secret_arn: str | None = Field(
+        default=None,
+        pattern=SECRET_ARN,
+        description=(
+            "Complete ARN of the Secrets Manager secret holding the key the Prometheus agent"
+            " scrapes the API with (a key of the metrics scope, python -m mlapi.keys new)."
+        ),
+    )
+    task_role: str = Field(
+        default_factory=lambda data: f"{data['service']}-task",
+        pattern=r"^[A-Za-z0-9_+=,.@-]{1,64}$",
+        description="IAM role the task runs with: remote write to AMP (SERVICE-task).",
+    )
+    workspace_alias: str = Field(
+        default_factory=lambda data: f"{data['service']}-metrics",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="Alias of the service's AMP workspace (default: SERVICE-metrics).",
+    )
+    rules_namespace: str = Field(
+        default_factory=lambda data: data["service"],
+        pattern=r"^[0-9A-Za-z][-.0-9A-Z_a-z]{0,63}$",
+        description="The workspace's rule groups namespace (default: the service's name).",
+    )
+    alert_rules_file: Path = Field(
+        default=Path("prometheus/alerts.yml"),
+        description="Alert rules uploaded to the workspace (default: prometheus/alerts.yml).",
+    )
+    alert_routes_file: Path = Field(
+        default=Path("alertmanager/alertmanager.yml"),
+        description="Alert routing of the workspace (default: alertmanager/alertmanager.yml).",
+    )
+    alert_topic_arn: str | None = Field(
+        default=None,
+        pattern=SNS_TOPIC_ARN,
+        description="SNS topic the workspace's alert manager sends alerts to.",
+    )
+    grafana_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Grafana's address, put before each alert's dashboard path in messages.",
+    )
+    prometheus_image: str = Field(
+        default="prom/prometheus:v2.42.0",
+        pattern=r"^\S+:v\d+\.\d+\.\d+$",
+        description="Image of the Prometheus agent beside the API (the compose stack's).",
+    )
     registry: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9.-]+(:\d+)?$",
@@ -159,13 +208,17 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return value
 
-    @field_validator("database_secret_arn", "api_keys_secret_arn")
+    @field_validator(
+        "database_secret_arn", "api_keys_secret_arn", "metrics_key_secret_arn", "alert_topic_arn"
+    )
     @classmethod
     def _same_region(cls, value: str | None, info: ValidationInfo) -> str | None:
-        match = re.match(SECRET_ARN, value) if value is not None else None
+        pattern = SNS_TOPIC_ARN if info.field_name == "alert_topic_arn" else SECRET_ARN
+        match = re.match(pattern, value) if value is not None else None
         region = info.data.get("region")
         if match and region and match["region"] != region:
-            raise ValueError(f"must be a secret in DEPLOY_REGION ({region}), not {match['region']}")
+            what = "topic" if info.field_name == "alert_topic_arn" else "secret"
+            raise ValueError(f"must be a {what} in DEPLOY_REGION ({region}), not {match['region']}")
         return value
 
     @model_validator(mode="after")

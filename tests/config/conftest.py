@@ -11,6 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL_INSTALL = "apt-get install -y --no-install-recommends prometheus"
+AMTOOL_INSTALL = "apt-get install -y --no-install-recommends prometheus-alertmanager"
 
 
 def load_yaml(path: Path) -> Any:
@@ -92,6 +93,19 @@ def promtool() -> str:
         pytest.fail(
             "promtool not found: install Debian's Prometheus package "
             f"(`{PROMTOOL_INSTALL}`) or set PROMTOOL to its path",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    """Alertmanager's own checker: $AMTOOL, or amtool on the PATH."""
+    found = os.environ.get("AMTOOL") or shutil.which("amtool")
+    if not found:
+        pytest.fail(
+            "amtool not found: install Debian's Alertmanager package "
+            f"(`{AMTOOL_INSTALL}`) or set AMTOOL to its path",
             pytrace=False,
         )
     return found

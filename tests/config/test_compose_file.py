@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-MONITORING = ("prometheus", "grafana", "cadvisor")
+MONITORING = ("prometheus", "alertmanager", "grafana", "cadvisor")
 #: The one-shot service that makes the API keys on first start.
 KEY_MAKER = "mlapi-keys"
 POSTGRES_PORT = 5432
@@ -59,7 +59,7 @@ def test_file_has_no_version_key(compose: dict[str, Any]) -> None:
     assert "version" not in compose
 
 
-def test_stack_has_the_five_services_and_the_key_maker(compose: dict[str, Any]) -> None:
+def test_stack_has_the_six_services_and_the_key_maker(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"mlapi", "postgres", *MONITORING, KEY_MAKER}
 
 
@@ -371,6 +371,13 @@ def test_grafana_mounts_what_its_provisioning_points_at(
     assert (root / "grafana" / "dashboards" / home.name).is_file()
     assert mount_target(service, "grafana-data") == "/var/lib/grafana"
     assert "grafana-data" in compose["volumes"]
+    # Production's optional data source, where the entrypoint copies it from, with its settings
+    assert mount_target(service, "./grafana/optional") == "/etc/grafana/optional"
+    entrypoint = (root / "grafana" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "${GRAFANA_OPTIONAL:-/etc/grafana/optional}/amp.yml" in entrypoint
+    amp = (root / "grafana" / "optional" / "amp.yml").read_text(encoding="utf-8")
+    for name in set(re.findall(r"\$\{(GRAFANA_AMP_\w+)\}", amp)) | {"GRAFANA_AMP_WORKSPACE_ID"}:
+        assert service["environment"][name] == f"${{{name}:-}}", name
 
 
 def test_grafana_datasource_points_at_the_prometheus_service(
