@@ -77,8 +77,8 @@ def test_the_task_memory_must_hold_its_workers_worst_case(
     with pytest.raises(ValidationError) as error:
         Settings()
     assert describe_settings_error(error.value).endswith(
-        "a task of 256 CPU units runs 1 API worker(s), which need 896 MiB at worst (640 each "
-        "and 256), not 512"
+        "a task of 256 CPU units runs 1 API worker(s) and the metrics agent, which need 1024 "
+        "MiB at worst (640 a worker, 256 beside them, 128 the agent), not 512"
     )
     environment.setenv("DEPLOY_MEMORY", "1024")
     assert Settings().memory == 1024

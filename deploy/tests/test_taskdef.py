@@ -9,7 +9,7 @@ import pytest
 
 from yield_deploy import taskdef
 from yield_deploy.errors import NotBootstrappedError
-from yield_deploy.settings import Settings
+from yield_deploy.settings import AGENT_MEMORY_MIB, TASK_OVERHEAD_MIB, WORKER_MEMORY_MIB, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "mlapi" / "Dockerfile"
@@ -49,6 +49,9 @@ def test_render_fills_every_placeholder(bare_settings: Settings) -> None:
     assert rendered["taskRoleArn"] == TASK_ROLE
     container, agent = rendered["containerDefinitions"]
     assert agent["name"] == "prometheus-agent"
+    # the agent's own hard limit, within the task's memory beside the API's worst case
+    assert agent["memory"] == AGENT_MEMORY_MIB
+    assert WORKER_MEMORY_MIB + TASK_OVERHEAD_MIB + agent["memory"] <= int(rendered["memory"])
     assert (container["name"], container["image"]) == ("mlapi", IMAGE)
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/mlapi"
     assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"

@@ -9,7 +9,7 @@ Manager) and writes them to files before starting Prometheus in agent mode.
 import json
 from typing import Any
 
-from yield_deploy.settings import Settings
+from yield_deploy.settings import AGENT_MEMORY_MIB, Settings
 
 CONTAINER = "prometheus-agent"
 #: prometheus/prometheus.yml's scrape interval: the dashboards' $__rate_interval counts on it.
@@ -87,6 +87,8 @@ def container(
         "image": settings.prometheus_image,
         # The API serves on without it: a task is not stopped for want of its metrics.
         "essential": False,
+        # A hard limit: the agent, not the API, is stopped if it ever outgrows its share.
+        "memory": AGENT_MEMORY_MIB,
         "entryPoint": ["/bin/sh", "-c", START, CONTAINER],
         "command": flags(CONFIG_FILE, f"{DATA_DIR}/agent-data"),
         "environment": [{"name": CONFIG_VARIABLE, "value": rendered}],

@@ -20,11 +20,13 @@ FARGATE_MEMORY = {
     8192: (16384, 61440, 4096),
     16384: (32768, 122880, 8192),
 }
-# An API worker's worst case, and what the task needs beside its workers (gunicorn's master,
-# the platform's share), in MiB: benchmarks/README.md, "A worker's memory under hostile
-# bodies" (six 10,000-record batches at once, the bodies in flight at their limit).
+# An API worker's worst case, what the API needs beside its workers (gunicorn's master, the
+# platform's share), and the metrics agent's hard limit, in MiB: benchmarks/README.md, "A
+# worker's memory under hostile bodies" (six 10,000-record batches at once, the bodies in
+# flight at their limit).
 WORKER_MEMORY_MIB = 640
 TASK_OVERHEAD_MIB = 256
+AGENT_MEMORY_MIB = 128
 # The only values CloudWatch Logs accepts for a retention period.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
 
@@ -231,12 +233,12 @@ class Settings(BaseSettings):
                 f"Fargate runs {self.cpu} CPU units with {first}-{last} MiB in steps of {step},"
                 f" not {self.memory}"
             )
-        needed = self.workers * WORKER_MEMORY_MIB + TASK_OVERHEAD_MIB
+        needed = self.workers * WORKER_MEMORY_MIB + TASK_OVERHEAD_MIB + AGENT_MEMORY_MIB
         if self.memory < needed:
             raise ValueError(
-                f"a task of {self.cpu} CPU units runs {self.workers} API worker(s), which need "
-                f"{needed} MiB at worst ({WORKER_MEMORY_MIB} each and {TASK_OVERHEAD_MIB}), "
-                f"not {self.memory}"
+                f"a task of {self.cpu} CPU units runs {self.workers} API worker(s) and the "
+                f"metrics agent, which need {needed} MiB at worst ({WORKER_MEMORY_MIB} a worker, "
+                f"{TASK_OVERHEAD_MIB} beside them, {AGENT_MEMORY_MIB} the agent), not {self.memory}"
             )
         if not self.min_count <= self.desired_count <= self.max_count:
             raise ValueError(
