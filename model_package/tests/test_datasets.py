@@ -402,6 +402,8 @@ def test_shifted_variant_moves_only_the_shifted_features() -> None:
     assert plain.sum() == N - len(datasets.QUIRKS)
 
     later = PROCESS_ORDER[PROCESS_ORDER.index("B4") + 1 :]
+    clocks = tuple(f"{c}_start" if c in TIME_RANGE_COLUMNS else c for c in later)
+    assert clocks == datasets.SHIFTED_CLOCKS
     for column in FEATURE_COLUMNS:
         if column not in (*datasets.SHIFTED_FEATURES, *later):
             assert base.frame[column].equals(shifted.frame[column]), column
