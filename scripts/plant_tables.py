@@ -49,7 +49,7 @@ class Tables:
     """Every count the generator draws from."""
 
     batches: int
-    numbers: dict[str, Table]
+    numbers: dict[str, dict[str, Table]]
     recipes: list[tuple[tuple[float | None, ...], int]]
     route_batches: dict[str, int]
     start_clock: dict[str, Table]
@@ -85,11 +85,6 @@ def extended_schedule(features: pd.DataFrame) -> "pd.Series[bool]":
 def count_tables(path: Path) -> Tables:
     """Count every table in the training file at ``path``."""
     features = engineered(path)
-    numbers = {}
-    for column in NUMERIC_COLUMNS:
-        if column not in RECIPE:
-            values = features[column]
-            numbers[column] = _table(values[~values.isin(QUIRK_VALUES.get(column, ()))])
     recipe_counts: dict[tuple[float | None, ...], int] = {}
     for row in features[list(RECIPE)].itertuples(index=False):
         key = tuple(None if np.isnan(v) else float(v) for v in row)
@@ -97,7 +92,7 @@ def count_tables(path: Path) -> Tables:
     extended = extended_schedule(features)
     tables = Tables(
         batches=len(features),
-        numbers=numbers,
+        numbers={},
         recipes=sorted(recipe_counts.items(), key=lambda item: -item[1]),
         route_batches={},
         start_clock={},
@@ -133,6 +128,11 @@ def count_tables(path: Path) -> Tables:
             tables.gaps[route] = gaps
             tables.durations[route] = durations
             tables.a7_batches[route] = int(part["A7"].notna().sum())
+            tables.numbers[route] = {
+                column: _table(part[column][~part[column].isin(QUIRK_VALUES.get(column, ()))])
+                for column in NUMERIC_COLUMNS
+                if column not in RECIPE
+            }
     return tables
 
 
@@ -193,12 +193,14 @@ def render(tables: Tables, source: str) -> str:
         "minutes.",
         "",
         "A batch's route is its schedule and its last step (B9, B10 or B11); the tables are",
-        "counted per route, as the steps of a batch move together. A batch ran on the extended",
-        f"schedule when at least {EXTENDED_FROM} of {steps}",
-        "are not their most common value: its waits and steps are longer, it sometimes has step",
-        f"A7 and rarely B11. It was held when it also waited {HELD_MINUTES // 60} hours or more",
-        "before step A28; its other waits are longer too. B9 lasts longer in batches that end",
-        "with it.",
+        "counted per route, as the steps of a batch move together, and its amounts and",
+        "temperatures with them (the recipe, A2 to A4, is counted once). A batch ran on the",
+        f"extended schedule when at least {EXTENDED_FROM} of",
+        f"{steps} are not their most common",
+        "value: its waits and steps are longer, it sometimes has step A7 and rarely B11. It was",
+        f"held when it also waited {HELD_MINUTES // 60} hours or more before step A28; its other "
+        "waits are",
+        "longer too. B9 lasts longer in batches that end with it.",
         "",
         "Quirk values (B14 40, A22 3.5, B1 3.5) are left out, as the generator writes its quirk",
         "cells itself; so are B7 waits of half a day or more and B9 steps over 4.5 hours, which",
@@ -213,12 +215,6 @@ def render(tables: Tables, source: str) -> str:
         f"BATCHES: Final = {tables.batches}",
         "",
         "# fmt: off",
-        *_block(
-            "NUMBERS",
-            "dict[str, Table]",
-            {c: _pairs(t, 4) for c, t in tables.numbers.items()},
-            "Numeric columns other than the recipe's.",
-        ),
         f"#: ({', '.join(RECIPE)}) of a batch (None: not written), and how many batches had it.",
         "RECIPES: Final[tuple[tuple[tuple[float | None, ...], int], ...]] = (",
         recipes + ")",
@@ -246,6 +242,12 @@ def render(tables: Tables, source: str) -> str:
             "dict[str, dict[str, Table]]",
             _nested(tables.durations),
             "Minutes each range step lasted.",
+        ),
+        *_block(
+            "NUMBERS",
+            "dict[str, dict[str, Table]]",
+            _nested(tables.numbers),
+            "Values of the numeric columns other than the recipe's, per route.",
         ),
         *_block(
             "A7_BATCHES",

@@ -150,6 +150,15 @@ def test_numbers_are_written_like_the_published_ones(clean_cells: pd.DataFrame) 
     assert set(clean_cells["A4"].dropna()) >= {"700"}
 
 
+def plant_counts(column: str) -> dict[float, int]:
+    """A number column's counts in the whole published file: the sum over the routes."""
+    counts: dict[float, int] = {}
+    for per_route in plant.NUMBERS.values():
+        for value, count in per_route[column]:
+            counts[value] = counts.get(value, 0) + count
+    return counts
+
+
 @pytest.mark.parametrize(
     ("column", "low", "high"),
     [
@@ -164,16 +173,17 @@ def test_numbers_are_written_like_the_published_ones(clean_cells: pd.DataFrame) 
 )
 def test_the_plants_counts_span_the_published_ranges(column: str, low: float, high: float) -> None:
     # DATA.md's ranges; B1's and B14's lows are quirk values, which the generator writes itself
-    values = [v for v, _ in plant.NUMBERS[column]]
+    values = list(plant_counts(column))
     assert max(values) == high
     quirks = [float(literal) for c, literal in datasets.QUIRKS if c == column]
     assert min([*values, *quirks]) == low
 
 
-@pytest.mark.parametrize("column", sorted(plant.NUMBERS))
+@pytest.mark.parametrize("column", sorted(plant.NUMBERS[datasets.ROUTES[0]]))
 def test_numbers_are_drawn_from_the_plants_counts(clean_cells: pd.DataFrame, column: str) -> None:
+    # Each route's batches draw from the route's counts: the file has the whole file's.
     values = clean_cells[column].dropna().astype(float)
-    counts = dict(plant.NUMBERS[column])
+    counts = plant_counts(column)
     assert set(values) <= set(counts)
     total = sum(counts.values())
     shares = values.value_counts(normalize=True)
@@ -315,8 +325,9 @@ def test_tails_match_the_published_shares(large_data: datasets.GeneratedData) ->
     n = len(y)
     published_low = 13 / 1396
     assert abs((y < 0.87).mean() - published_low) <= four_sd(published_low, n)
-    assert (y == datasets.YIELD_CAP).sum() >= 1
-    assert (y > datasets.YIELD_CAP).sum() == 0
+    # The upper tail is thinner than the plant's (the module docstring): high yields occur,
+    # the published maximum is never passed
+    assert 0.98 <= y.max() <= datasets.YIELD_CAP
 
 
 @pytest.mark.parametrize("size", ["default", "large"])
@@ -361,14 +372,14 @@ def reference_batch(**changes: float) -> pd.DataFrame:
 
 
 def test_true_yield_is_the_documented_formula() -> None:
-    assert datasets.true_yield(reference_batch()) == pytest.approx([0.937], abs=1e-12)
+    assert datasets.true_yield(reference_batch()) == pytest.approx([0.934], abs=1e-12)
     stalled = reference_batch(A6=40.0, B9_duration_h=6.0, B10_duration_h=math.nan)
     effects = 0.012 * math.tanh(1.0) - 0.005 * (5 - 3) ** 2
-    expected = 0.937 + math.expm1(12 * effects) / 12 - 0.09 * (6 - 4)
+    expected = 0.934 + math.expm1(12 * effects) / 12 - 0.09 * (6 - 4)
     assert datasets.true_yield(stalled) == pytest.approx([expected], abs=1e-12)
     longer_b4 = reference_batch(B4_duration_h=2.0, B14=440.0, B1=700.0)
     effects = 0.018 * math.tanh(1.0) + 0.0003 * 30 - 0.00008 * 150
-    expected = 0.937 + math.expm1(12 * effects) / 12
+    expected = 0.934 + math.expm1(12 * effects) / 12
     assert datasets.true_yield(longer_b4) == pytest.approx([expected], abs=1e-12)
 
 
