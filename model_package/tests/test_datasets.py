@@ -194,10 +194,10 @@ def test_numbers_are_drawn_from_the_plants_counts(clean_cells: pd.DataFrame, col
 
 def test_recipes_are_the_plants(clean_cells: pd.DataFrame) -> None:
     recipes = clean_cells[list(datasets.RECIPE_COLUMNS)].astype(float)
-    found = {
-        tuple(None if np.isnan(v) else v for v in row): n
-        for row, n in recipes.value_counts(dropna=False).items()
-    }
+    found: dict[tuple[float | None, ...], int] = {}
+    for row in recipes.itertuples(index=False):
+        key = tuple(None if np.isnan(v) else float(v) for v in row)
+        found[key] = found.get(key, 0) + 1
     expected = dict(plant.RECIPES)
     assert set(found) == set(expected)
     for recipe, count in expected.items():

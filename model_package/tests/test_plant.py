@@ -105,6 +105,7 @@ def test_the_plants_rows_raise_no_drift_alert_on_the_default_model(
     predictions = trained_model.predict(records).predictions
     scores = window_drift(trained_model, records, predictions)
     features = {name: psi for name, psi in scores.items() if name != PREDICTED_YIELD}
-    # Then no feature reads as a shift to act on
+    # Then no feature reads as a shift to act on, nor does the predicted yield
     assert len(features) == 64
     assert max(features.values()) < PSI_ACT, sorted(features.items(), key=lambda kv: -kv[1])[:3]
+    assert scores[PREDICTED_YIELD] < PSI_ACT
