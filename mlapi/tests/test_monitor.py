@@ -19,7 +19,7 @@ from yield_model.predict import TrainedModel, load_model
 
 V = {"model_version": "0.1.0"}
 # 2000 records per window: an unmoved feature's PSI stays under 0.05 (yield_model.drift, and
-# model_package/tests/test_drift.py for the derivation); the shifted ones exceed 1.
+# model_package/tests/test_drift.py for the derivation); the shifted ones exceed PSI_ACT.
 WINDOW = 2000
 SHIFTED = {"A6", "B14", "B4_duration"}  # what datasets' shifted variant moves
 # The sum of all step durations, B4's among them, and the clock times of the steps after B4,

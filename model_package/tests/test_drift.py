@@ -115,7 +115,7 @@ def test_engineered_features_are_the_columns_the_card_references(
 # Window size for the generator tests. With n window values, m = 1396 training values (the
 # reference) and k <= 11 bins, the PSI of an unmoved feature is about chi2(k - 1) * (1/n + 1/m);
 # its 1 - 0.001/66 quantile (all 66 references at once, at odds of 1 in 1000) is 0.049 for
-# n = 2000, well under PSI_WATCH. A shift of several bins moves most of the mass: PSI > 1.
+# n = 2000, well under PSI_WATCH. A shift of a bin or more moves much of the mass: PSI > PSI_ACT.
 WINDOW = 2000
 # Engineered features that the shifted variant moves: A6 by 10 degrees, B14 by -30, B4's
 # duration by half an hour. The steps after B4 start half an hour later: their clock times move
