@@ -34,10 +34,11 @@ ALERT_WITHIN_S = 300
 RECORDS = 60
 # The shifted batch fills the drift window (MLAPI_DRIFT_WINDOW, 1000 by default) by itself.
 SHIFTED_RECORDS = 1000
-# Engineered features the generator's shifted variant moves (yield_model.datasets), and
-# total_hours, the sum of every step's duration, B4's among them.
+# Engineered features the generator's shifted variant moves (yield_model.datasets), and those
+# that follow: total_hours, the sum of every step's duration, B4's among them, and the clock
+# times of the steps after B4, which start later (yield_model.datasets.SHIFTED_CLOCKS).
 SHIFTED = {"A6", "B14", "B4_duration"}
-DERIVED = {"total_hours"}
+DERIVED = {"total_hours", "B5", "B7", "B9_start", "B10_start", "B11_start"}
 # The one series a working API cannot make non-zero on purpose: server errors.
 MAY_BE_ZERO = {"server errors (5xx)", "5xx ratio"}
 # Predicted yields are recorded in a histogram spanning 0.6-1.05; the usual range is 0.87-1.0
