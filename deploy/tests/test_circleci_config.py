@@ -239,3 +239,30 @@ def test_cache_keys_checksum_files_that_exist(config: dict[str, Any]) -> None:
         "tox.ini",
     }
     assert all((ROOT / path).is_file() for path in named)
+
+
+def _commands(job: dict[str, Any]) -> list[str]:
+    return [
+        step["run"]["command"] if isinstance(step["run"], dict) else step["run"]
+        for step in job["steps"]
+        if isinstance(step, dict) and "run" in step
+    ]
+
+
+def test_the_release_image_installs_the_published_wheel_not_a_new_training(
+    config: dict[str, Any],
+) -> None:
+    # Given the wheel job, which builds and publishes the wheel into model_package/dist
+    wheel_job = config["jobs"]["publish-wheel"]
+    assert any("build-model-wheel.sh model_package/dist" in c for c in _commands(wheel_job))
+    persisted = [
+        s["persist_to_workspace"] for s in wheel_job["steps"] if "persist_to_workspace" in s
+    ]
+    assert persisted == [{"root": ".", "paths": ["model_package/dist"]}]
+    # Then the image job takes that directory from the workspace and builds from the wheel
+    image_job = config["jobs"]["push-image"]
+    assert {"attach_workspace": {"at": "."}} in image_job["steps"]
+    (build,) = [c for c in _commands(image_job) if "docker build" in c]
+    assert "--build-arg MODEL_SOURCE=wheel" in build
+    release = workflow_jobs(config, "release")
+    assert "publish-wheel" in release["push-image"]["requires"]
