@@ -132,7 +132,14 @@ def test_predicted_yields_land_in_their_buckets_and_non_finite_ones_nowhere(
     non_finite = [math.nan, math.inf, -math.inf]
     try:
         # When they are recorded as one request's predictions
-        metrics.record_prediction(version["model_version"], values + non_finite, 0.01, {}, {})
+        metrics.record_prediction(
+            version["model_version"],
+            values + non_finite,
+            0.01,
+            absent={},
+            unparseable={},
+            out_of_range={},
+        )
         after = scrape()
         # Then /metrics counts each finite one in every bucket whose bound it does not exceed
         for bound in metrics.YIELD_BUCKETS:

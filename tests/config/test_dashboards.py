@@ -523,6 +523,7 @@ def alert_thresholds(root: Path) -> dict[str, set[float]]:
         ("Mean predicted yield", "MlapiPredictedYieldOutOfRange"),
         ("Input drift (PSI), 15 worst features", "MlapiInputDrift"),
         ("Input drift over time, 5 worst features", "MlapiInputDrift"),
+        ("Inputs outside the training range", "MlapiInputsOutOfRange"),
     ],
 )
 def test_panel_thresholds_are_the_alert_thresholds(
