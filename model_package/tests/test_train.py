@@ -64,6 +64,13 @@ def test_model_card_describes_the_model(trained_model: TrainedModel, train_csv: 
     assert card.regressor == "VotingRegressor(GradientBoostingRegressor, ExtraTreesRegressor)"
     assert card.regressor_params["gbr__learning_rate"] == 0.05
     assert card.regressor_params["et__min_samples_leaf"] == 3
+    cv = card.cross_validation
+    assert cv is not None
+    assert card.description.startswith(
+        "Predicts a batch's yield with the average of gradient boosting"
+    )
+    assert f"5-fold CV half-MSE on {card.data.source}: {cv.half_mse_mean:.7f}" in card.description
+    assert card.description.endswith("treated as missing and named in the prediction's warnings.")
     m = card.metrics
     assert m.half_mse == pytest.approx(m.mse / 2)
     assert m.rows == card.data.holdout_rows == math.ceil(1396 * 0.2)

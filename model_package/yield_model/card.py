@@ -90,6 +90,10 @@ class ModelCard(BaseModel):
 
     name: str
     version: str
+    description: str = Field(
+        default="",
+        description="what the model is, how good it is and what it refuses to believe",
+    )
     trained_at: datetime
     sklearn_version: str
     python_version: str

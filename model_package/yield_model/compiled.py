@@ -58,32 +58,41 @@ class _Imputation:
 
 @dataclass(frozen=True)
 class _Trees:
-    """Every tree's nodes side by side, a row per tree; a leaf's children are itself."""
+    """Every tree's nodes side by side, ``width`` nodes per tree, flattened, each node twice.
+
+    A walk holds ``slot = 2 * node``; both slots of a node hold its feature and threshold,
+    and ``children[slot + goes_left]`` is the slot of its right child (``goes_left`` 0) or
+    its left child (1), so that a step of the walk is five array operations. A leaf's (or
+    padding's) children are itself; a NaN goes right, as in scikit-learn.
+    """
 
     feature: npt.NDArray[np.intp]
     threshold: FloatArray
-    left: npt.NDArray[np.intp]
-    right: npt.NDArray[np.intp]
+    children: npt.NDArray[np.intp]
     value: FloatArray
+    count: int
+    width: int
     depth: int
-
-    @property
-    def count(self) -> int:
-        return int(self.feature.shape[0])
 
     def leaf_values(self, X: FloatArray) -> FloatArray:
         """Each row's leaf value in each tree: a row per row of ``X``, a column per tree."""
         x = np.ascontiguousarray(X, dtype=np.float32)
-        n_trees, n_nodes = self.feature.shape
-        rows = np.arange(x.shape[0])[:, None]
-        base = np.arange(n_trees) * n_nodes
-        node = np.broadcast_to(base, (x.shape[0], n_trees))
-        feature, threshold = self.feature.ravel(), self.threshold.ravel()
-        left, right = self.left.ravel(), self.right.ravel()
-        for _ in range(self.depth):
-            goes_left = x[rows, feature[node]] <= threshold[node]
-            node = np.where(goes_left, left[node], right[node])
-        values: FloatArray = self.value.ravel()[node]
+        n_rows, n_features = x.shape
+        flat = x.ravel()
+        first = np.arange(self.count, dtype=np.intp) * (2 * self.width)
+        slot = np.broadcast_to(first, (n_rows, self.count))
+        feature, threshold, children = self.feature, self.threshold, self.children
+        if n_rows == 1:
+            for _ in range(self.depth):
+                goes_left = flat.take(feature.take(slot)) <= threshold.take(slot)
+                slot = children.take(slot + goes_left)
+        else:
+            # Row r's feature f is at r * n_features + f of the flattened rows.
+            at_row = np.arange(n_rows, dtype=np.intp)[:, None] * n_features
+            for _ in range(self.depth):
+                goes_left = flat.take(feature.take(slot) + at_row) <= threshold.take(slot)
+                slot = children.take(slot + goes_left)
+        values: FloatArray = self.value.take(slot)
         return values
 
 
@@ -93,27 +102,28 @@ def _trees(trees: Sequence[Any]) -> _Trees | None:
     structures = [t.tree_ for t in trees]
     if any(s.n_outputs != 1 for s in structures):
         return None
-    n_nodes = max(s.node_count for s in structures)
-    shape = (len(trees), n_nodes)
+    width = max(s.node_count for s in structures)
+    shape = (len(trees), width)
     feature = np.zeros(shape, dtype=np.intp)
     threshold = np.zeros(shape, dtype=np.float64)
     # Node positions in the flattened arrays; a leaf (or padding) points at itself.
-    left = np.arange(n_nodes, dtype=np.intp) + n_nodes * np.arange(len(trees))[:, None]
-    right = left.copy()
+    own = np.arange(width, dtype=np.intp) + width * np.arange(len(trees))[:, None]
+    left, right = own.copy(), own.copy()
     value = np.zeros(shape, dtype=np.float64)
     for i, s in enumerate(structures):
         count, split = s.node_count, s.children_left != _LEAF
         feature[i, :count] = np.where(split, s.feature, 0)
         threshold[i, :count] = s.threshold
-        left[i, :count] = np.where(split, s.children_left + i * n_nodes, left[i, :count])
-        right[i, :count] = np.where(split, s.children_right + i * n_nodes, right[i, :count])
+        left[i, :count] = np.where(split, s.children_left + i * width, own[i, :count])
+        right[i, :count] = np.where(split, s.children_right + i * width, own[i, :count])
         value[i, :count] = s.value[:, 0, 0]
     return _Trees(
-        feature=feature,
-        threshold=threshold,
-        left=left,
-        right=right,
-        value=value,
+        feature=np.repeat(feature.ravel(), 2),
+        threshold=np.repeat(threshold.ravel(), 2),
+        children=2 * np.column_stack([right.ravel(), left.ravel()]).ravel(),
+        value=np.repeat(value.ravel(), 2),
+        count=len(trees),
+        width=width,
         depth=max(t.get_depth() for t in trees),
     )
 

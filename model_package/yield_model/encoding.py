@@ -14,6 +14,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import TargetEncoder
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -79,6 +80,6 @@ def with_target_encoding(seed: int, max_values: int = 10, min_count: int = 5) ->
     """Every input column, then the target encodings of the low-cardinality ones."""
     encoded = make_pipeline(
         RareValuePooling(max_values=max_values, min_count=min_count),
-        TargetEncoder(target_type="continuous", cv=5, shuffle=True, random_state=seed),
+        TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=seed)),
     )
     return FeatureUnion([("inputs", "passthrough"), ("encoded", encoded)])

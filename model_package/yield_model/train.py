@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from yield_model import __version__
 from yield_model.card import (
+    CrossValidation,
     DataSummary,
     InputQuality,
     InputRange,
@@ -73,6 +74,7 @@ def train(dataset: Dataset, config: TrainingConfig) -> tuple[Pipeline, ModelCard
     card = ModelCard(
         name=MODEL_NAME,
         version=__version__,
+        description=describe_model(config, cv, dataset.source),
         trained_at=datetime.now(UTC),
         sklearn_version=sklearn.__version__,
         python_version=platform.python_version(),
@@ -99,6 +101,38 @@ def train(dataset: Dataset, config: TrainingConfig) -> tuple[Pipeline, ModelCard
         input_ranges=_input_ranges(pipeline),
     )
     return pipeline, card
+
+
+def describe_model(config: TrainingConfig, cv: CrossValidation | None, source: str) -> str:
+    """The card's description: what the model is, how good, what it refuses to believe."""
+    kinds = {
+        "gbr_et": "the average of gradient boosting (500 trees of depth 3) and extremely "
+        "randomised trees (300 trees, leaves of at least 3 batches)",
+        "gbr": "gradient boosting (500 trees of depth 3)",
+        "et": "extremely randomised trees (300 trees, leaves of at least 3 batches)",
+        "hgb": "histogram gradient boosting",
+        "rf": "a random forest",
+        "ridge": "ridge regression",
+    }
+    features = "the parsed inputs, the duration of each process step"
+    if config.amount_ratio:
+        features += ", B14 per material put in (A1, A3, A4, A19, B1, B12)"
+    if config.target_encoding:
+        features += ", target encodings of the low-cardinality inputs"
+    text = f"Predicts a batch's yield with {kinds[config.regressor]} over {features}. "
+    if config.min_yield is not None:
+        text += f"Trained on batches with a yield above {config.min_yield:g}. "
+    if cv is not None:
+        text += (
+            f"{cv.folds}-fold CV half-MSE on {source}: {cv.half_mse_mean:.7f} "
+            f"± {cv.half_mse_sd:.7f} over the batches above the filter "
+            f"({cv.all_rows_half_mse_mean:.7f} over every batch). "
+        )
+    return text + (
+        "A numeric input beyond its training range widened by "
+        f"{config.range_widening:g} of its width on each side (input_ranges) is not "
+        "believed: it is treated as missing and named in the prediction's warnings."
+    )
 
 
 def _input_ranges(pipeline: Pipeline) -> dict[str, InputRange]:

@@ -29,6 +29,7 @@ POSTGRES_TYPE = "grafana-postgresql-datasource"
 API_COUNTERS = {
     "mlapi_predictions_total",
     "mlapi_inputs_missing_total",
+    "mlapi_inputs_out_of_range_total",
     "mlapi_feedback_total",
     "mlapi_feedback_rejected_total",
     "http_requests_total",
