@@ -107,9 +107,10 @@ def describe_model(config: TrainingConfig, cv: CrossValidation | None, source: s
     """The card's description: what the model is, how good, what it refuses to believe."""
     kinds = {
         "gbr_et": "the average of gradient boosting (500 trees of depth 3) and extremely "
-        "randomised trees (300 trees, leaves of at least 3 batches)",
+        "randomised trees (100 trees of depth at most 16, leaves of at least 3 batches)",
         "gbr": "gradient boosting (500 trees of depth 3)",
-        "et": "extremely randomised trees (300 trees, leaves of at least 3 batches)",
+        "et": "extremely randomised trees (100 trees of depth at most 16, leaves of at least "
+        "3 batches)",
         "hgb": "histogram gradient boosting",
         "rf": "a random forest",
         "ridge": "ridge regression",
