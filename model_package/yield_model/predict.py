@@ -46,7 +46,8 @@ class PredictionResult:
     out_of_range: dict[str, int] = field(default_factory=dict)
 
 
-#: Up to this many records, the compiled steps predict (beyond it scikit-learn's are faster).
+#: Up to this many records, the compiled steps predict; beyond it scikit-learn's, which gain
+#: on them as batches grow (the crossovers measured are in benchmarks/README.md).
 COMPILED_MAX_ROWS = 200
 
 _FEATURES = operator.attrgetter(*FEATURE_COLUMNS)
