@@ -13,5 +13,26 @@ if [ -z "${GF_SECURITY_ADMIN_PASSWORD:-}" ]; then
   GF_SECURITY_ADMIN_PASSWORD=$(cat "$file")
   export GF_SECURITY_ADMIN_PASSWORD
 fi
+# Production's data source (grafana/optional/amp.yml) only when its workspace is set: Grafana
+# reads one provisioning directory, so this one is the stack's plus that file.
+if [ -n "${GRAFANA_AMP_WORKSPACE_ID:-}" ]; then
+  for name in GRAFANA_AMP_REGION GRAFANA_AMP_ACCESS_KEY_ID GRAFANA_AMP_SECRET_ACCESS_KEY; do
+    eval "value=\${$name:-}"
+    if [ -z "$value" ]; then
+      echo "grafana: GRAFANA_AMP_WORKSPACE_ID is set but $name is not (README.md, \"Watching production\")" >&2
+      exit 2
+    fi
+  done
+  provisioning=${GRAFANA_PROVISIONING_DIR:-/tmp/grafana-provisioning}
+  rm -rf "$provisioning"
+  mkdir -p "$provisioning"
+  cp -R "${GRAFANA_STACK_PROVISIONING:-/etc/grafana/provisioning}/." "$provisioning/"
+  cp "${GRAFANA_OPTIONAL:-/etc/grafana/optional}/amp.yml" "$provisioning/datasources/amp.yml"
+  GF_PATHS_PROVISIONING=$provisioning
+  # The Prometheus data source signs requests with SigV4 only when this is on.
+  GF_AUTH_SIGV4_AUTH_ENABLED=true
+  export GF_PATHS_PROVISIONING GF_AUTH_SIGV4_AUTH_ENABLED
+  echo "grafana: provisioning the AMP workspace $GRAFANA_AMP_WORKSPACE_ID as a data source" >&2
+fi
 # GRAFANA_START exists for the tests; in the image it is Grafana's own /run.sh.
 exec "${GRAFANA_START:-/run.sh}" "$@"

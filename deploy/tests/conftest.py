@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,6 +25,9 @@ TAG = "0.1.0"
 DATABASE_URL = "postgresql://mlapi:not-a-real-password@mlapi-log.example:5432/mlapi"
 #: A key file's content, as python -m mlapi.keys prints its lines: hashes and scopes only.
 API_KEYS = "predict,feedback,read sha256:" + "ab" * 32 + " client\n"
+#: The key the Prometheus agent scrapes with, as python -m mlapi.keys new writes it.
+METRICS_KEY = "mlapi_not-a-real-metrics-key"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,7 +45,9 @@ def moto_endpoint() -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         # The task execution role gets an AWS-managed policy, which moto only knows if asked.
         patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        # MOTO_TEST_PORT: on a machine whose users share out the ports; else any free one.
+        port = int(os.environ.get("MOTO_TEST_PORT", "0"))
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
         yield f"http://{host}:{port}"
@@ -114,9 +120,22 @@ def api_keys_secret(moto_endpoint: str) -> str:
     return str(created["ARN"])
 
 
+@pytest.fixture(scope="session")
+def metrics_key_secret(moto_endpoint: str) -> str:
+    """The ARN of a secret in moto holding the Prometheus agent's metrics key."""
+    created = client("secretsmanager", moto_endpoint).create_secret(
+        Name="mlapi/metrics-key", SecretString=METRICS_KEY
+    )
+    return str(created["ARN"])
+
+
 @pytest.fixture
 def settings(
-    moto_endpoint: str, network: Network, database_secret: str, api_keys_secret: str
+    moto_endpoint: str,
+    network: Network,
+    database_secret: str,
+    api_keys_secret: str,
+    metrics_key_secret: str,
 ) -> Settings:
     """Settings of a deployment into moto that decides quickly, with names no other test uses.
 
@@ -141,6 +160,10 @@ def settings(
         poll_interval=0.05,
         database_secret_arn=database_secret,
         api_keys_secret_arn=api_keys_secret,
+        metrics_key_secret_arn=metrics_key_secret,
+        # The repository's files, wherever pytest runs from
+        alert_rules_file=ROOT / "prometheus" / "alerts.yml",
+        alert_routes_file=ROOT / "alertmanager" / "alertmanager.yml",
     )
 
 
@@ -188,3 +211,16 @@ def docker_client(request: pytest.FixtureRequest) -> docker.DockerClient:
             f"no Docker engine answers ({error}); start one with ../shared/tools/docker-offline"
         )
     return client
+
+
+def workspace_id(aws: Aws, settings: Settings) -> str:
+    """The id of the one workspace with the settings' alias."""
+    found = aws.amp.list_workspaces(alias=settings.workspace_alias)["workspaces"]
+    (workspace,) = [w for w in found if w["alias"] == settings.workspace_alias]
+    return str(workspace["workspaceId"])
+
+
+def workspace_arn(aws: Aws, settings: Settings) -> str:
+    """The ARN of that workspace."""
+    found = aws.amp.describe_workspace(workspaceId=workspace_id(aws, settings))
+    return str(found["workspace"]["arn"])

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from conftest import API_KEYS, TAG, put_image
 
-from yield_deploy.api_keys import READ_POLICY
+from yield_deploy import taskdef
+from yield_deploy.api_keys import METRICS_READ_POLICY, READ_POLICY
 from yield_deploy.aws import Aws
 from yield_deploy.bootstrap import bootstrap
 from yield_deploy.errors import SettingsError
@@ -35,7 +36,7 @@ def test_the_task_definition_passes_the_key_file_as_a_secret_only(
     """Given the secret, when the service is created, then the keys reach the task as one."""
     definition = _bootstrapped(aws, settings)
 
-    (container,) = definition["containerDefinitions"]
+    container = taskdef.container_of(definition, settings.container)
     assert {"name": "MLAPI_API_KEYS", "valueFrom": settings.api_keys_secret_arn} in container[
         "secrets"
     ]
@@ -103,3 +104,43 @@ def test_a_template_deploy_without_keys_is_refused(aws: Aws, settings: Settings)
 
     after = aws.ecs.list_task_definitions(familyPrefix=settings.task_family)
     assert after["taskDefinitionArns"] == revisions["taskDefinitionArns"]
+
+
+def test_a_service_without_the_metrics_key_is_refused_saying_why(
+    aws: Aws, settings: Settings
+) -> None:
+    """Given no metrics key's secret, then bootstrap refuses before creating anything."""
+    with pytest.raises(SettingsError) as refused:
+        bootstrap(aws, settings.model_copy(update={"metrics_key_secret_arn": None}))
+
+    message = str(refused.value)
+    assert message.startswith("DEPLOY_METRICS_KEY_SECRET_ARN (--metrics-key-secret-arn) is not set")
+    names = [r["repositoryName"] for r in aws.ecr.describe_repositories()["repositories"]]
+    assert settings.repository not in names
+
+
+def test_the_execution_role_may_read_the_metrics_key_and_the_agent_gets_it(
+    aws: Aws, settings: Settings
+) -> None:
+    """Given the metrics key's secret, then ECS may read exactly it and gives it to the agent."""
+    definition = _bootstrapped(aws, settings)
+
+    agent = taskdef.container_of(definition, "prometheus-agent")
+    assert agent["secrets"] == [
+        {"name": "MLAPI_METRICS_KEY", "valueFrom": settings.metrics_key_secret_arn}
+    ]
+    # The API's container never sees the key itself, only the key file's hashes
+    api = taskdef.container_of(definition, settings.container)
+    assert settings.metrics_key_secret_arn not in {s["valueFrom"] for s in api["secrets"]}
+    document = aws.iam.get_role_policy(
+        RoleName=settings.execution_role, PolicyName=METRICS_READ_POLICY
+    )["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert document["Statement"] == [
+        {
+            "Sid": "ReadMetricsKey",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": settings.metrics_key_secret_arn,
+        }
+    ]

@@ -4,8 +4,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import TAG, Network, put_image
+from conftest import TAG, Network, put_image, workspace_arn, workspace_id
 
+from yield_deploy import taskdef
 from yield_deploy.autoscaling import (
     DIMENSION,
     METRIC,
@@ -22,6 +23,7 @@ from yield_deploy.settings import Settings
 def snapshot(aws: Aws, settings: Settings) -> dict[str, Any]:
     """Everything bootstrap manages, as AWS describes it."""
     resource = settings.autoscaling_resource
+    workspace = workspace_id(aws, settings)
     repository = aws.ecr.describe_repositories(repositoryNames=[settings.repository])
     service = aws.ecs.describe_services(cluster=settings.cluster, services=[settings.service])
     return {
@@ -39,7 +41,17 @@ def snapshot(aws: Aws, settings: Settings) -> dict[str, Any]:
         "role inline policies": aws.iam.list_role_policies(RoleName=settings.execution_role)[
             "PolicyNames"
         ],
-        "cluster": aws.ecs.describe_clusters(clusters=[settings.cluster])["clusters"],
+        "cluster": aws.ecs.describe_clusters(clusters=[settings.cluster], include=["SETTINGS"])[
+            "clusters"
+        ],
+        "workspaces": aws.amp.list_workspaces(alias=settings.workspace_alias)["workspaces"],
+        "rules": aws.amp.describe_rule_groups_namespace(
+            workspaceId=workspace, name=settings.rules_namespace
+        )["ruleGroupsNamespace"],
+        "task role": aws.iam.get_role(RoleName=settings.task_role)["Role"],
+        "task role policies": aws.iam.list_role_policies(RoleName=settings.task_role)[
+            "PolicyNames"
+        ],
         "revisions": aws.ecs.list_task_definitions(familyPrefix=settings.task_family)[
             "taskDefinitionArns"
         ],
@@ -67,7 +79,12 @@ def test_first_run_without_an_image_creates_what_needs_none(aws: Aws, settings: 
         f"IAM role {role}: AmazonECSTaskExecutionRolePolicy attached",
         f"IAM role {role}: may read secret {settings.database_secret_arn}",
         f"IAM role {role}: may read secret {settings.api_keys_secret_arn}",
-        f"ECS cluster {settings.cluster}",
+        f"IAM role {role}: may read secret {settings.metrics_key_secret_arn}",
+        f"AMP workspace {settings.workspace_alias} ({workspace_id(aws, settings)})",
+        f"AMP rules {settings.rules_namespace}: {settings.alert_rules_file}",
+        f"IAM role {settings.task_role}",
+        f"IAM role {settings.task_role}: may remote-write to {workspace_arn(aws, settings)}",
+        f"ECS cluster {settings.cluster} (Container Insights)",
     ]
     assert report.waiting == (
         f"image {settings.repository}:{TAG} is not in ECR yet: push it, "
@@ -117,7 +134,7 @@ def test_after_the_push_it_creates_the_service_from_the_template(
     assert definition["networkMode"] == "awsvpc"
     assert definition["requiresCompatibilities"] == ["FARGATE"]
     assert definition["executionRoleArn"] == role_arn
-    (container,) = definition["containerDefinitions"]
+    container = taskdef.container_of(definition, settings.container)
     assert container["name"] == "mlapi"
     assert container["image"] == f"{uri}:{TAG}"
     assert [m["containerPort"] for m in container["portMappings"]] == [8001]

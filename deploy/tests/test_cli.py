@@ -41,6 +41,9 @@ def cli_env(settings: Settings, network: Network) -> dict[str, str]:
         "DEPLOY_SECURITY_GROUPS": network.security_group,
         "DEPLOY_DATABASE_SECRET_ARN": str(settings.database_secret_arn),
         "DEPLOY_API_KEYS_SECRET_ARN": str(settings.api_keys_secret_arn),
+        "DEPLOY_METRICS_KEY_SECRET_ARN": str(settings.metrics_key_secret_arn),
+        "DEPLOY_ALERT_RULES_FILE": str(settings.alert_rules_file),
+        "DEPLOY_ALERT_ROUTES_FILE": str(settings.alert_routes_file),
     }
 
 
@@ -62,7 +65,11 @@ def test_bootstrap_twice_then_deploy_and_scale(settings: Settings, cli_env: dict
     )
 
     third = run("bootstrap", "--image-tag", "0.1.0", env=cli_env)
-    assert (third.returncode, third.stdout) == (0, "nothing to change\n")
+    assert (third.returncode, third.stdout) == (
+        0,
+        "nothing to change\nnote: no DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): the workspace"
+        " evaluates the alert rules but sends their alerts to no one\n",
+    )
 
     put_image(aws, settings.repository, "0.2.0")
     deployed = run("deploy", "--image-tag", "0.2.0", "--poll-interval", "0.05", env=cli_env)

@@ -7,6 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import DATABASE_URL, TAG, put_image
 
+from yield_deploy import taskdef
+from yield_deploy.api_keys import METRICS_READ_POLICY
 from yield_deploy.api_keys import READ_POLICY as KEYS_READ_POLICY
 from yield_deploy.autoscaling import scale
 from yield_deploy.aws import Aws
@@ -51,7 +53,7 @@ def test_the_task_definition_passes_the_url_as_a_secret_only(aws: Aws, settings:
     """Given the secret, when the service is created, then its URL reaches the task as a secret."""
     definition = _bootstrapped(aws, settings)
 
-    (container,) = definition["containerDefinitions"]
+    container = taskdef.container_of(definition, settings.container)
     assert container["secrets"] == [
         {"name": "MLAPI_PREDICTION_LOG_URL", "valueFrom": settings.database_secret_arn},
         # and the API keys' (tests/test_api_keys.py)
@@ -67,9 +69,10 @@ def test_the_execution_role_may_read_exactly_that_secret(aws: Aws, settings: Set
     _bootstrapped(aws, settings)
 
     role = settings.execution_role
-    # (the other policy is the API keys', tests/test_api_keys.py)
+    # (the others are the API keys' and the metrics key's, tests/test_api_keys.py)
     assert sorted(aws.iam.list_role_policies(RoleName=role)["PolicyNames"]) == [
         KEYS_READ_POLICY,
+        METRICS_READ_POLICY,
         READ_POLICY,
     ]
     assert _read_policy(aws, settings) == {
@@ -172,7 +175,10 @@ def test_one_task_without_the_secret_keeps_its_log_in_the_task(
     (secret,) = definition["containerDefinitions"][0]["secrets"]
     assert secret["name"] == "MLAPI_API_KEYS"
     role = settings.execution_role
-    assert aws.iam.list_role_policies(RoleName=role)["PolicyNames"] == [KEYS_READ_POLICY]
+    assert sorted(aws.iam.list_role_policies(RoleName=role)["PolicyNames"]) == [
+        KEYS_READ_POLICY,
+        METRICS_READ_POLICY,
+    ]
 
 
 def test_a_secret_that_does_not_exist_is_refused(aws: Aws, settings: Settings) -> None:

@@ -112,6 +112,8 @@ def test_token_without_password_is_refused(settings: Settings) -> None:
         autoscaling=None,
         secretsmanager=None,
         kms=None,
+        amp=None,
+        sns=None,
         partition="aws",
     )
     with pytest.raises(PushError, match="without a password"):

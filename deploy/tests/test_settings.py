@@ -69,6 +69,21 @@ def test_missing_names_are_reported_by_variable_and_flag(monkeypatch: pytest.Mon
     ]
 
 
+def test_the_task_memory_must_hold_its_workers_worst_case(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.setenv("DEPLOY_CPU", "256")
+    environment.setenv("DEPLOY_MEMORY", "512")  # a size Fargate runs
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert describe_settings_error(error.value).endswith(
+        "a task of 256 CPU units runs 1 API worker(s) and the metrics agent, which need 1024 "
+        "MiB at worst (640 a worker, 256 beside them, 128 the agent), not 512"
+    )
+    environment.setenv("DEPLOY_MEMORY", "1024")
+    assert Settings().memory == 1024
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -111,6 +126,33 @@ def test_missing_names_are_reported_by_variable_and_flag(monkeypatch: pytest.Mon
             "DEPLOY_API_KEYS_SECRET_ARN (--api-keys-secret-arn): must be a secret in"
             " DEPLOY_REGION (eu-west-1), not us-east-1",
         ),
+        (
+            "DEPLOY_METRICS_KEY_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlapi/metrics-key-AbCdEf",
+            "DEPLOY_METRICS_KEY_SECRET_ARN (--metrics-key-secret-arn): must be a secret in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
+        (
+            "DEPLOY_ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:mlapi-alerts",
+            "DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): must be a topic in"
+            " DEPLOY_REGION (eu-west-1), not us-east-1",
+        ),
+        (
+            "DEPLOY_ALERT_TOPIC_ARN",
+            "mlapi-alerts",
+            "DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): String should match pattern",
+        ),
+        (
+            "DEPLOY_PROMETHEUS_IMAGE",
+            "prom/prometheus:latest",
+            "DEPLOY_PROMETHEUS_IMAGE (--prometheus-image): String should match pattern",
+        ),
+        (
+            "DEPLOY_RULES_NAMESPACE",
+            "-rules",
+            "DEPLOY_RULES_NAMESPACE (--rules-namespace): String should match pattern",
+        ),
     ],
 )
 def test_unsafe_values_are_refused(
@@ -128,5 +170,5 @@ def test_unsafe_values_are_refused(
 @pytest.mark.parametrize(("cpu", "workers"), [(256, 1), (512, 1), (1024, 1), (2048, 2), (4096, 4)])
 def test_one_worker_per_vcpu(environment: pytest.MonkeyPatch, cpu: int, workers: int) -> None:
     """Given a task size, then the API runs one worker per vCPU, at least one."""
-    memory = {256: 512, 512: 1024, 1024: 2048, 2048: 4096, 4096: 8192}[cpu]
+    memory = {256: 1024, 512: 1024, 1024: 2048, 2048: 4096, 4096: 8192}[cpu]
     assert Settings(cpu=cpu, memory=memory).workers == workers

@@ -3,40 +3,55 @@
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from yield_deploy import taskdef
 from yield_deploy.errors import NotBootstrappedError
-from yield_deploy.settings import Settings
+from yield_deploy.settings import AGENT_MEMORY_MIB, TASK_OVERHEAD_MIB, WORKER_MEMORY_MIB, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "mlapi" / "Dockerfile"
 ROLE = "arn:aws:iam::123456789012:role/mlapi-task-execution"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/yield/mlapi:1.0.0"
 KEYS_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlapi/api-keys-AbCdEf"
+METRICS_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlapi/metrics-key-GhIjKl"
+TASK_ROLE = "arn:aws:iam::123456789012:role/mlapi-task"
+WRITE_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
 
 
 @pytest.fixture
 def bare_settings() -> Settings:
-    """Settings with only the required names, and the API keys' secret, which the task needs."""
+    """Settings with only the required names, and the keys' secrets, which the task needs."""
     return Settings(
         region="eu-west-1",
         cluster="yield",
         service="mlapi",
         repository="yield/mlapi",
         api_keys_secret_arn=KEYS_SECRET,
+        metrics_key_secret_arn=METRICS_SECRET,
     )
+
+
+def render(settings: Settings, image: str) -> dict[str, Any]:
+    return taskdef.render(settings, image, ROLE, TASK_ROLE, WRITE_URL)
 
 
 def test_render_fills_every_placeholder(bare_settings: Settings) -> None:
     """Given the settings, when rendering, then no ${...} is left and the values are in place."""
-    rendered = taskdef.render(bare_settings, IMAGE, ROLE)
+    rendered = render(bare_settings, IMAGE)
 
-    assert "${" not in json.dumps(rendered)
+    # (the agent's config keeps its own ${...}: Prometheus expands it in the task)
+    assert not re.search(r"\$\{(?!AGENT_TASK_HOST\})", json.dumps(rendered))
     assert (rendered["family"], rendered["cpu"], rendered["memory"]) == ("mlapi", "512", "1024")
     assert rendered["executionRoleArn"] == ROLE
-    (container,) = rendered["containerDefinitions"]
+    assert rendered["taskRoleArn"] == TASK_ROLE
+    container, agent = rendered["containerDefinitions"]
+    assert agent["name"] == "prometheus-agent"
+    # the agent's own hard limit, within the task's memory beside the API's worst case
+    assert agent["memory"] == AGENT_MEMORY_MIB
+    assert WORKER_MEMORY_MIB + TASK_OVERHEAD_MIB + agent["memory"] <= int(rendered["memory"])
     assert (container["name"], container["image"]) == ("mlapi", IMAGE)
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/mlapi"
     assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
@@ -75,7 +90,7 @@ def test_container_stops_later_than_the_api_drains() -> None:
 def test_with_image_changes_the_image_and_drops_read_only_fields(bare_settings: Settings) -> None:
     """Given a described revision, then the copy has the new image and no read-only field."""
     described = {
-        **taskdef.render(bare_settings, "old:1", ROLE),
+        **render(bare_settings, "old:1"),
         "taskDefinitionArn": "arn:aws:ecs:eu-west-1:1:task-definition/mlapi:7",
         "revision": 7,
         "status": "ACTIVE",
@@ -85,14 +100,15 @@ def test_with_image_changes_the_image_and_drops_read_only_fields(bare_settings: 
 
     copied = taskdef.with_image(described, "mlapi", IMAGE)
 
-    assert set(copied) == set(taskdef.render(bare_settings, IMAGE, ROLE))
-    assert copied == taskdef.render(bare_settings, IMAGE, ROLE)
+    assert set(copied) == set(render(bare_settings, IMAGE))
+    assert copied == render(bare_settings, IMAGE)
     assert described["containerDefinitions"][0]["image"] == "old:1"
 
 
 def test_a_revision_without_the_container_says_which_it_has(bare_settings: Settings) -> None:
     """Given a revision whose container is named otherwise, then the error lists its names."""
-    described = taskdef.render(bare_settings.model_copy(update={"container": "api"}), "x:1", ROLE)
+    described = render(bare_settings.model_copy(update={"container": "api"}), "x:1")
 
-    with pytest.raises(NotBootstrappedError, match=r"no container 'mlapi' \(it has: api\)"):
+    names = r"\(it has: api, prometheus-agent\)"
+    with pytest.raises(NotBootstrappedError, match=rf"no container 'mlapi' {names}"):
         taskdef.with_image(described, "mlapi", IMAGE)

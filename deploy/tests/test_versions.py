@@ -1,5 +1,7 @@
 """check-version: a tag releases only the version every VERSION file names."""
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,13 +12,62 @@ from yield_deploy.versions import VERSION_FILES, check_version
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make_project(root: Path, model: str, api: str) -> Path:
-    """A repository skeleton whose two VERSION files say `model` and `api`."""
+def make_project(root: Path, model: str, api: str, pin: str = "yield-model>=0.1,<2") -> Path:
+    """A repository skeleton whose two VERSION files say `model` and `api`, and whose API
+    requires `pin`."""
     for name, version in zip(VERSION_FILES, (model, api), strict=True):
         path = root / name
         path.parent.mkdir(parents=True)
         path.write_text(version + "\n")
+    (root / "mlapi" / "pyproject.toml").write_text(
+        f'[project]\nname = "yield-mlapi"\ndependencies = ["fastapi>=0.115", "{pin}"]\n'
+    )
     return root
+
+
+def tracked_files() -> list[str]:
+    """The repository's files under version control, relative to its root."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout
+    return list(filter(None, listed.decode().split("\0")))
+
+
+def bumped_copy(destination: Path, version: str) -> Path:
+    """A copy of this repository's tracked files with both VERSION files at `version`."""
+    for name in tracked_files():
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    for name in VERSION_FILES:
+        (destination / name).write_text(version + "\n")
+    return destination
+
+
+def test_a_copy_bumped_in_its_two_version_files_passes_the_release_check(
+    tmp_path: Path,
+) -> None:
+    """Given a copy of the repository with only the VERSION files at 0.2.0, then v0.2.0 is
+    a release of it (the API's requirement admits its model), and the old tag is not."""
+    copy = bumped_copy(tmp_path, "0.2.0")
+    assert check_version("v0.2.0", copy) == "0.2.0"
+    with pytest.raises(VersionMismatchError, match=r"says '0\.2\.0'"):
+        check_version(f"v{ROOT.joinpath(VERSION_FILES[0]).read_text().strip()}", copy)
+
+
+def test_an_api_requirement_that_excludes_the_release_model_is_named(tmp_path: Path) -> None:
+    """Given the API pinned to an older model, then the release check says to widen it."""
+    root = make_project(tmp_path, "1.4.2", "1.4.2", pin="yield-model==1.4.1")
+
+    with pytest.raises(VersionMismatchError) as error:
+        check_version("v1.4.2", root)
+
+    assert str(error.value) == (
+        "mlapi/pyproject.toml requires yield-model==1.4.1, which yield-model 1.4.2 is not: "
+        "widen the range so that the release's own model package is admitted"
+    )
 
 
 def test_the_repository_versions_agree_with_their_own_tag() -> None:

@@ -9,6 +9,18 @@ from botocore.exceptions import ClientError
 from yield_deploy.errors import NotBootstrappedError
 from yield_deploy.settings import Settings
 
+#: Who may assume the task's roles: ECS, for the service's tasks.
+ECS_TASKS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
 
 @dataclass(frozen=True)
 class Aws:
@@ -21,6 +33,8 @@ class Aws:
     autoscaling: Any
     secretsmanager: Any
     kms: Any
+    amp: Any
+    sns: Any
     partition: str
 
 
@@ -36,6 +50,8 @@ def connect(settings: Settings) -> Aws:
         autoscaling=session.client("application-autoscaling", **extra),
         secretsmanager=session.client("secretsmanager", **extra),
         kms=session.client("kms", **extra),
+        amp=session.client("amp", **extra),
+        sns=session.client("sns", **extra),
         partition=session.get_partition_for_region(settings.region),
     )
 

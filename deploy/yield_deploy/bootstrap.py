@@ -6,9 +6,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from yield_deploy import api_keys, taskdef
+from yield_deploy import api_keys, monitoring, taskdef
 from yield_deploy.autoscaling import ensure_autoscaling
-from yield_deploy.aws import Aws, active_service, error_code, image_exists, repository_uri
+from yield_deploy.aws import (
+    ECS_TASKS_TRUST,
+    Aws,
+    active_service,
+    error_code,
+    image_exists,
+    repository_uri,
+)
 from yield_deploy.database import describe_secret, ensure_secret_access, require_shared_log
 from yield_deploy.errors import SettingsError
 from yield_deploy.settings import Settings
@@ -41,24 +48,17 @@ LIFECYCLE_POLICY = {
     ]
 }
 EXECUTION_POLICY = "policy/service-role/AmazonECSTaskExecutionRolePolicy"
-ECS_TASKS_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+#: The cluster's CloudWatch Container Insights: CPU, memory, network per task and container.
+CONTAINER_INSIGHTS = {"name": "containerInsights", "value": "enabled"}
 
 
 @dataclass
 class Report:
-    """What bootstrap changed, and what it could not create yet."""
+    """What bootstrap changed, what it could not create yet, and what it left out as set."""
 
     changes: list[str] = field(default_factory=list)
     waiting: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def bootstrap(aws: Aws, settings: Settings) -> Report:
@@ -69,6 +69,9 @@ def bootstrap(aws: Aws, settings: Settings) -> Report:
     require_shared_log(settings)
     secret = describe_secret(aws, settings)
     keys_secret = api_keys.describe_secret(aws, settings)
+    metrics_secret = api_keys.describe_metrics_secret(aws, settings)
+    if settings.alert_topic_arn is not None:
+        monitoring.check_topic(aws, settings)
     report = Report()
     ensure_repository(aws, settings, report.changes)
     ensure_log_group(aws, settings, report.changes)
@@ -76,9 +79,22 @@ def bootstrap(aws: Aws, settings: Settings) -> Report:
     if secret is not None:
         ensure_secret_access(aws, settings, secret, report.changes)
     api_keys.ensure_access(aws, settings, keys_secret, report.changes)
+    api_keys.ensure_metrics_access(aws, settings, metrics_secret, report.changes)
+    workspace = monitoring.ensure_workspace(aws, settings, report.changes)
+    monitoring.ensure_rules(aws, settings, workspace, report.changes)
+    if settings.alert_topic_arn is not None:
+        monitoring.ensure_topic_policy(aws, settings, workspace, report.changes)
+        monitoring.ensure_alert_manager(aws, settings, workspace, report.changes)
+    else:
+        report.notes.append(
+            "no DEPLOY_ALERT_TOPIC_ARN (--alert-topic-arn): the workspace evaluates the alert"
+            " rules but sends their alerts to no one"
+        )
+    task_role_arn = monitoring.ensure_task_role(aws, settings, workspace, report.changes)
     ensure_cluster(aws, settings, report.changes)
     if active_service(aws, settings) is None:
-        report.waiting = create_service(aws, settings, role_arn, report.changes)
+        roles = Roles(execution=role_arn, task=task_role_arn)
+        report.waiting = create_service(aws, settings, roles, workspace, report.changes)
     if report.waiting is None:
         report.changes += ensure_autoscaling(aws, settings)
     return report
@@ -156,14 +172,32 @@ def ensure_execution_role(aws: Aws, settings: Settings, changes: list[str]) -> s
 
 
 def ensure_cluster(aws: Aws, settings: Settings, changes: list[str]) -> None:
-    """The ECS cluster."""
-    found = aws.ecs.describe_clusters(clusters=[settings.cluster])["clusters"]
-    if not any(cluster["status"] == "ACTIVE" for cluster in found):
-        aws.ecs.create_cluster(clusterName=settings.cluster)
-        changes.append(f"ECS cluster {settings.cluster}")
+    """The ECS cluster, with Container Insights on."""
+    found = aws.ecs.describe_clusters(clusters=[settings.cluster], include=["SETTINGS"])
+    active = [cluster for cluster in found["clusters"] if cluster["status"] == "ACTIVE"]
+    if not active:
+        aws.ecs.create_cluster(clusterName=settings.cluster, settings=[CONTAINER_INSIGHTS])
+        changes.append(f"ECS cluster {settings.cluster} (Container Insights)")
+    elif CONTAINER_INSIGHTS not in active[0].get("settings", []):
+        aws.ecs.update_cluster(cluster=settings.cluster, settings=[CONTAINER_INSIGHTS])
+        changes.append(f"ECS cluster {settings.cluster}: Container Insights turned on")
 
 
-def create_service(aws: Aws, settings: Settings, role_arn: str, changes: list[str]) -> str | None:
+@dataclass(frozen=True)
+class Roles:
+    """The ARNs of the task's two roles: ECS's (image, logs, secrets) and its containers'."""
+
+    execution: str
+    task: str
+
+
+def create_service(
+    aws: Aws,
+    settings: Settings,
+    roles: Roles,
+    workspace: monitoring.Workspace,
+    changes: list[str],
+) -> str | None:
     """The Fargate service on the family's newest revision (or the template's first one).
 
     Returns why it could not be created yet, or None once it exists.
@@ -178,7 +212,9 @@ def create_service(aws: Aws, settings: Settings, role_arn: str, changes: list[st
                 "then run bootstrap again to create the task definition and the service"
             )
         image = f"{repository_uri(aws, settings)}:{settings.image_tag}"
-        spec = taskdef.render(settings, image, role_arn)
+        spec = taskdef.render(
+            settings, image, roles.execution, roles.task, workspace.remote_write_url
+        )
         revision = aws.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
         changes.append(f"task definition {revision} ({image})")
     if not settings.subnets or not settings.security_groups:

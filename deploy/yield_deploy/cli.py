@@ -33,7 +33,8 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def bootstrap_command(args: argparse.Namespace) -> int:
-    """Create the repository, log group, role, cluster, task definition, service, autoscaling."""
+    """Create the repository, log group, roles, metrics workspace and its alerts, cluster, task
+    definition, service, autoscaling."""
     from yield_deploy.aws import connect
     from yield_deploy.bootstrap import bootstrap
 
@@ -45,6 +46,8 @@ def bootstrap_command(args: argparse.Namespace) -> int:
         print("nothing to change")
     if report.waiting:
         print(f"not yet: {report.waiting}")
+    for note in report.notes:
+        print(f"note: {note}")
     return 0
 
 

@@ -5,8 +5,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from yield_deploy import taskdef
-from yield_deploy.api_keys import require_api_keys
+from yield_deploy import monitoring, taskdef
+from yield_deploy.api_keys import require_api_keys, require_metrics_key
 from yield_deploy.aws import Aws, active_service, image_exists, repository_uri
 from yield_deploy.database import require_shared_log
 from yield_deploy.errors import NotBootstrappedError, RolloutError, SettingsError
@@ -98,6 +98,7 @@ def deploy(
     if from_template:
         require_shared_log(settings)
         require_api_keys(settings)
+        require_metrics_key(settings)
     service = active_service(aws, settings)
     if service is None:
         raise NotBootstrappedError(
@@ -112,7 +113,13 @@ def deploy(
     described = aws.ecs.describe_task_definition(taskDefinition=previous, include=["TAGS"])
     current = described["taskDefinition"]
     if from_template:
-        spec = taskdef.render(settings, image, current["executionRoleArn"])
+        spec = taskdef.render(
+            settings,
+            image,
+            current["executionRoleArn"],
+            monitoring.require_task_role(aws, settings),
+            monitoring.require_workspace(aws, settings).remote_write_url,
+        )
     elif taskdef.container_of(current, settings.container).get("image") == image:
         return Deployed(revision=previous, previous=previous, image=image)
     else:

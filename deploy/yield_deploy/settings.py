@@ -2,6 +2,7 @@
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -19,6 +20,13 @@ FARGATE_MEMORY = {
     8192: (16384, 61440, 4096),
     16384: (32768, 122880, 8192),
 }
+# An API worker's worst case, what the API needs beside its workers (gunicorn's master, the
+# platform's share), and the metrics agent's hard limit, in MiB: benchmarks/README.md, "A
+# worker's memory under hostile bodies" (six 10,000-record batches at once, the bodies in
+# flight at their limit).
+WORKER_MEMORY_MIB = 640
+TASK_OVERHEAD_MIB = 256
+AGENT_MEMORY_MIB = 128
 # The only values CloudWatch Logs accepts for a retention period.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
 
@@ -30,6 +38,8 @@ SECRET_ARN = (
     r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}"
     r":secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
 )
+
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}$"
 
 Ids = Annotated[tuple[str, ...], NoDecode]
 
@@ -124,6 +134,52 @@ class Settings(BaseSettings):
             " and scopes of its keys, python -m mlapi.keys); the API starts only with it."
         ),
     )
+    metrics_key_secret_arn: str | None = Field(
+        default=None,
+        pattern=SECRET_ARN,
+        description=(
+            "Complete ARN of the Secrets Manager secret holding the key the Prometheus agent"
+            " scrapes the API with (a key of the metrics scope, python -m mlapi.keys new)."
+        ),
+    )
+    task_role: str = Field(
+        default_factory=lambda data: f"{data['service']}-task",
+        pattern=r"^[A-Za-z0-9_+=,.@-]{1,64}$",
+        description="IAM role the task runs with: remote write to AMP (SERVICE-task).",
+    )
+    workspace_alias: str = Field(
+        default_factory=lambda data: f"{data['service']}-metrics",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="Alias of the service's AMP workspace (default: SERVICE-metrics).",
+    )
+    rules_namespace: str = Field(
+        default_factory=lambda data: data["service"],
+        pattern=r"^[0-9A-Za-z][-.0-9A-Z_a-z]{0,63}$",
+        description="The workspace's rule groups namespace (default: the service's name).",
+    )
+    alert_rules_file: Path = Field(
+        default=Path("prometheus/alerts.yml"),
+        description="Alert rules uploaded to the workspace (default: prometheus/alerts.yml).",
+    )
+    alert_routes_file: Path = Field(
+        default=Path("alertmanager/alertmanager.yml"),
+        description="Alert routing of the workspace (default: alertmanager/alertmanager.yml).",
+    )
+    alert_topic_arn: str | None = Field(
+        default=None,
+        pattern=SNS_TOPIC_ARN,
+        description="SNS topic the workspace's alert manager sends alerts to.",
+    )
+    grafana_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Grafana's address, put before each alert's dashboard path in messages.",
+    )
+    prometheus_image: str = Field(
+        default="prom/prometheus:v2.42.0",
+        pattern=r"^\S+:v\d+\.\d+\.\d+$",
+        description="Image of the Prometheus agent beside the API (the compose stack's).",
+    )
     registry: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9.-]+(:\d+)?$",
@@ -154,13 +210,17 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return value
 
-    @field_validator("database_secret_arn", "api_keys_secret_arn")
+    @field_validator(
+        "database_secret_arn", "api_keys_secret_arn", "metrics_key_secret_arn", "alert_topic_arn"
+    )
     @classmethod
     def _same_region(cls, value: str | None, info: ValidationInfo) -> str | None:
-        match = re.match(SECRET_ARN, value) if value is not None else None
+        pattern = SNS_TOPIC_ARN if info.field_name == "alert_topic_arn" else SECRET_ARN
+        match = re.match(pattern, value) if value is not None else None
         region = info.data.get("region")
         if match and region and match["region"] != region:
-            raise ValueError(f"must be a secret in DEPLOY_REGION ({region}), not {match['region']}")
+            what = "topic" if info.field_name == "alert_topic_arn" else "secret"
+            raise ValueError(f"must be a {what} in DEPLOY_REGION ({region}), not {match['region']}")
         return value
 
     @model_validator(mode="after")
@@ -172,6 +232,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"Fargate runs {self.cpu} CPU units with {first}-{last} MiB in steps of {step},"
                 f" not {self.memory}"
+            )
+        needed = self.workers * WORKER_MEMORY_MIB + TASK_OVERHEAD_MIB + AGENT_MEMORY_MIB
+        if self.memory < needed:
+            raise ValueError(
+                f"a task of {self.cpu} CPU units runs {self.workers} API worker(s) and the "
+                f"metrics agent, which need {needed} MiB at worst ({WORKER_MEMORY_MIB} a worker, "
+                f"{TASK_OVERHEAD_MIB} beside them, {AGENT_MEMORY_MIB} the agent), not {self.memory}"
             )
         if not self.min_count <= self.desired_count <= self.max_count:
             raise ValueError(

@@ -7,6 +7,8 @@ Notes on the template, which JSON cannot carry:
   20 s), so in-flight predictions finish before ECS sends SIGKILL.
 - the root filesystem stays writable: a Fargate bind mount for /tmp would be writable by root
   only, and the API runs as an unprivileged user that keeps its metric files in /tmp.
+- the Prometheus agent's container (yield_deploy.metrics_agent) is added by ``render``: its
+  configuration is built from the settings and the workspace.
 """
 
 import copy
@@ -15,7 +17,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from yield_deploy import api_keys, database
+from yield_deploy import api_keys, database, metrics_agent
 from yield_deploy.errors import NotBootstrappedError
 from yield_deploy.settings import Settings
 
@@ -53,13 +55,22 @@ def start_period() -> int:
     return int(template()["containerDefinitions"][0]["healthCheck"]["startPeriod"])
 
 
-def render(settings: Settings, image: str, execution_role_arn: str) -> dict[str, Any]:
-    """The template filled in: arguments of register_task_definition."""
+def render(
+    settings: Settings,
+    image: str,
+    execution_role_arn: str,
+    task_role_arn: str,
+    remote_write_url: str,
+) -> dict[str, Any]:
+    """The template filled in, with the Prometheus agent writing to ``remote_write_url``:
+    arguments of register_task_definition."""
+    api_keys.require_metrics_key(settings)
     values = {
         "family": settings.task_family,
         "cpu": str(settings.cpu),
         "memory": str(settings.memory),
         "execution_role_arn": execution_role_arn,
+        "task_role_arn": task_role_arn,
         "container": settings.container,
         "image": image,
         "workers": str(settings.workers),
@@ -71,6 +82,9 @@ def render(settings: Settings, image: str, execution_role_arn: str) -> dict[str,
     # describe the task definition; the API keys' hashes are kept out of it too.
     secrets = database.container_secrets(settings) + api_keys.container_secrets(settings)
     container_of(filled, settings.container)["secrets"] = secrets
+    filled["containerDefinitions"].append(
+        metrics_agent.container(settings, remote_write_url, container_port(), settings.container)
+    )
     return filled
 
 

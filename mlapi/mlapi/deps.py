@@ -4,6 +4,7 @@ Each is ``async`` because none blocks: they run on the event loop rather than in
 """
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
@@ -94,18 +95,50 @@ def _check_declared_json(request: Request) -> None:
         )
 
 
-async def read_json_body(request: Request) -> bytearray:
+class BodyBudget:
+    """The request body bytes a worker holds at once, across its requests.
+
+    Each body is bounded by ``MLAPI_MAX_BODY_BYTES``; this bounds their sum, so that many
+    uploads at once cannot take a worker's memory. Used on the event loop only.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` more bytes, if within the limit."""
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Release bytes taken before."""
+        self.held -= size
+
+
+async def read_json_body(request: Request) -> AsyncIterator[bytearray]:
     """The request body, if it is declared JSON (UTF-8, not encoded) and within the size
-    limit."""
-    settings: Settings = request.app.state.settings
+    limit; its bytes count against the worker's budget until the response is done."""
     _check_declared_json(request)
+    budget: BodyBudget = request.app.state.body_budget
+    # One buffer grown in place, not chunks joined at the end: a body costs its size once.
+    body = bytearray()
+    try:
+        await _read_body(request, body, budget)
+        yield body
+    finally:
+        budget.give(len(body))
+
+
+async def _read_body(request: Request, body: bytearray, budget: BodyBudget) -> None:
+    settings: Settings = request.app.state.settings
     limit = settings.max_body_bytes
     too_large = ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    # One buffer grown in place, not chunks joined at the end: a body costs its size once.
-    body = bytearray()
     handler = getattr(request.scope.get("route"), "path", "none")
     deadline = settings.body_read_timeout_seconds
     try:
@@ -113,6 +146,16 @@ async def read_json_body(request: Request) -> bytearray:
             async for chunk in request.stream():
                 if len(body) + len(chunk) > limit:
                     raise too_large
+                if not budget.take(len(chunk)):
+                    metrics.record_body_refused_busy(handler)
+                    raise ApiError(
+                        503,
+                        "busy",
+                        "the service is receiving as many request bodies as it may hold; "
+                        "retry shortly",
+                        # the rest of the body is not read
+                        headers={"retry-after": "1", "connection": "close"},
+                    )
                 body += chunk
     except ClientDisconnect:
         logger.info("client disconnected after %d bytes of the body", len(body))
@@ -128,7 +171,6 @@ async def read_json_body(request: Request) -> bytearray:
             f"the request body did not arrive within {deadline:g} seconds",
             headers={"connection": "close"},  # the rest of the body is not waited for
         ) from None
-    return body
 
 
 ModelDep = Annotated[TrainedModel, Depends(get_model)]

@@ -11,12 +11,14 @@ import anyio
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic.json_schema import models_json_schema
 
 from mlapi import __version__, metrics
 from mlapi.api import router
 from mlapi.auth import KeyRing, require
+from mlapi.deps import BodyBudget
 from mlapi.errors import add_error_handlers
 from mlapi.keys import load_keys, read_keys
 from mlapi.monitor import Monitor
@@ -70,7 +72,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     # walking it again on every full collection (a 1,000-record request triggers several).
     gc.collect()
     gc.freeze()
-    state = {"model": model, "predict_limiter": limiter, "prediction_log": log}
+    state = {
+        "model": model,
+        "predict_limiter": limiter,
+        "prediction_log": log,
+    }
     try:
         yield state | {"prediction_log_failure": failure}
     finally:
@@ -105,9 +111,15 @@ async def _open_log(settings: Settings, pool_size: int) -> tuple[PredictionLog |
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing is loaded until the lifespan starts."""
-    app = FastAPI(title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc load their scripts from the service, not from a CDN
+    # that a plant network may not reach.
+    app = FastAPIOffline(
+        title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan
+    )
     settings = app.state.settings = settings or get_settings()
     app.state.key_ring = None
+    # A worker's own: the app is built in each worker process.
+    app.state.body_budget = BodyBudget(settings.body_bytes_in_flight)
     if settings.api_keys_file is not None:
         app.state.key_ring = KeyRing(load_keys(settings.api_keys_file))
     elif settings.api_keys is not None:

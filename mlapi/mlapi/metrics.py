@@ -55,6 +55,11 @@ BODY_READ_TIMEOUTS = Counter(
     "Requests answered 408: the body did not arrive within MLAPI_BODY_READ_TIMEOUT_SECONDS.",
     ["handler"],
 )
+BODIES_REFUSED_BUSY = Counter(
+    "mlapi_bodies_refused_busy_total",
+    "Requests answered 503: their body would take the worker past MLAPI_MAX_BODY_BYTES_IN_FLIGHT.",
+    ["handler"],
+)
 
 PREDICTIONS = Counter("mlapi_predictions_total", "Records predicted.", ["model_version"])
 INFERENCE_SECONDS = Histogram(
@@ -302,6 +307,11 @@ def record_client_disconnect(handler: str) -> None:
 def record_body_read_timeout(handler: str) -> None:
     """Count a request whose body did not arrive in time."""
     BODY_READ_TIMEOUTS.labels(handler).inc()
+
+
+def record_body_refused_busy(handler: str) -> None:
+    """Count a request whose body did not fit in the worker's bytes in flight."""
+    BODIES_REFUSED_BUSY.labels(handler).inc()
 
 
 def record_log_write(seconds: float) -> None:

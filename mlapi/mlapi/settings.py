@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         le=600,
         description="Seconds an idle keep-alive connection is kept open between requests.",
     )
+    max_body_bytes_in_flight: int | None = Field(
+        default=None,
+        ge=1024,
+        le=16 * 1024**3,
+        description="Request body bytes a worker holds at once, across requests (twice "
+        "MLAPI_MAX_BODY_BYTES by default); a body beyond it is answered 503, retry shortly.",
+    )
     body_read_timeout_seconds: float = Field(
         default=30,
         gt=0,
@@ -243,6 +250,21 @@ class Settings(BaseSettings):
             except KeyFileError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("max_body_bytes_in_flight")
+    @classmethod
+    def _room_for_a_body(cls, value: int | None, info: ValidationInfo) -> int | None:
+        body = info.data.get("max_body_bytes")
+        if value is not None and body is not None and value < body:
+            raise ValueError(f"must be at least MLAPI_MAX_BODY_BYTES ({body}), or no body fits")
+        return value
+
+    @property
+    def body_bytes_in_flight(self) -> int:
+        """The request body bytes a worker holds at once."""
+        if self.max_body_bytes_in_flight is not None:
+            return self.max_body_bytes_in_flight
+        return 2 * self.max_body_bytes
 
     @field_validator("multiproc_dir")
     @classmethod

@@ -18,6 +18,8 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import mlapi
+import yield_model
 from mlapi.keys import SCOPES, key_line
 from yield_model import datasets
 from yield_model.columns import FEATURE_COLUMNS
@@ -26,6 +28,10 @@ from yield_model.columns import FEATURE_COLUMNS
 #: reads (``write_test_key_file``); its header goes with every request that needs a key.
 TEST_KEY = "mlapi_tests-key-with-every-scope"
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+#: The versions of the packages installed, which the service reports: never written out, so
+#: that a release changes only the VERSION files.
+MODEL_VERSION: str = yield_model.__version__
+API_VERSION: str = mlapi.__version__
 
 
 def write_test_key_file(path: Path) -> Path:

@@ -1,6 +1,7 @@
 """Every endpoint, given a loaded model (and one without)."""
 
 import importlib.metadata
+import re
 import threading
 import time
 import uuid
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import AUTH
+from mlapi_support import AUTH, MODEL_VERSION
 
 from mlapi import __version__
 from mlapi.main import create_app
@@ -28,7 +29,7 @@ def test_health_names_the_api_and_model(client: TestClient) -> None:
         "status": "ok",
         "api_version": __version__,
         "model_name": "yield-model",
-        "model_version": "0.1.0",
+        "model_version": MODEL_VERSION,
     }
 
 
@@ -54,7 +55,7 @@ def test_model_card_is_the_served_models(client: TestClient) -> None:
     # Then
     assert response.status_code == 200
     assert response.json() == card
-    assert response.json()["version"] == "0.1.0"
+    assert response.json()["version"] == MODEL_VERSION
     assert len(response.json()["data"]["sha256"]) == 64
 
 
@@ -69,7 +70,7 @@ def test_predict_matches_the_model_package(client: TestClient, record: dict[str,
     # Then the answer is the package's, record by record, in order
     assert response.status_code == 200
     body = response.json()
-    assert body["model_version"] == "0.1.0"
+    assert body["model_version"] == MODEL_VERSION
     assert [p["predicted_yield"] for p in body["predictions"]] == expected.predictions
     assert [p["warnings"] for p in body["predictions"]] == expected.warnings
     assert [p["sample_id"] for p in body["predictions"]] == ["sample_1528", None]
@@ -118,6 +119,23 @@ def test_root_points_to_the_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("page", "kinds"), [("/docs", {"js", "css", "png"}), ("/redoc", {"js", "png"})]
+)
+def test_the_docs_load_their_assets_from_the_service_not_from_a_cdn(
+    client: TestClient, page: str, kinds: set[str]
+) -> None:
+    # A plant network may have no internet: every script, style and icon comes from here.
+    html = client.get(page).text
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", html)
+    assert {asset.rsplit(".", 1)[1] for asset in assets} == kinds
+    for asset in assets:
+        assert asset.startswith("/"), asset  # no other host
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 1000
+
+
 def test_openapi_documents_the_predict_body_with_an_example(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     body = document["paths"]["/api/v1/predict"]["post"]["requestBody"]
@@ -150,7 +168,7 @@ def test_a_bug_is_a_500_with_the_error_body_not_a_traceback(
 ) -> None:
     # Given a model whose predict fails unexpectedly
     class BrokenModel:
-        name, version = "yield-model", "0.1.0"
+        name, version = "yield-model", MODEL_VERSION
 
         def predict_json(self, body: bytes, max_records: int) -> None:
             raise RuntimeError("boom")

@@ -9,14 +9,14 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import AUTH, BACKENDS, PostgresServer, Scrape, new_log_url
+from mlapi_support import AUTH, BACKENDS, MODEL_VERSION, PostgresServer, Scrape, new_log_url
 
 from mlapi import metrics
 from mlapi.main import create_app
 from mlapi.prediction_log import PredictionLogError
 from mlapi.settings import Settings
 
-V = {"model_version": "0.1.0"}
+V = {"model_version": MODEL_VERSION}
 JSON = {"content-type": "application/json"}
 UNKNOWN = "0b9e1f3e-2a8b-4c55-9d0e-3b0f7a4e2c11"
 
@@ -78,7 +78,7 @@ def test_feedback_round_trip(
     assert created <= received
     assert body == {
         "prediction_id": b["prediction_id"],
-        "model_version": "0.1.0",
+        "model_version": MODEL_VERSION,
         "sample_id": "b",
         "inputs": {k: v for k, v in quirky.items() if v is not None and k != "sample_id"},
         "predicted_yield": b["predicted_yield"],

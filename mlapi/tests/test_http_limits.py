@@ -105,6 +105,38 @@ def test_a_body_slower_than_the_read_timeout_gets_a_408_and_the_connection_close
     assert scrape.value("mlapi_body_read_timeouts_total", handler="/api/v1/predict") == 1
 
 
+def test_bodies_beyond_the_bytes_in_flight_get_a_503_until_the_held_ones_are_done(
+    start_server: Callable[..., RunningServer],
+) -> None:
+    server = start_server(workers="1", max_body_bytes="6000", max_body_bytes_in_flight="8000")
+    record = json.dumps({"inputs": [{"A6": 38}]}).encode()
+    headers = {**AUTH, "Content-Type": "application/json"}
+    with _connect(server) as held:
+        # When one upload holds 5,000 bytes of its body, and another sends 5,000 more
+        held.sendall(_upload_head(5_500) + b'{"inputs": [{"A6": 38}' + b" " * 4_978)
+        time.sleep(1)
+        with _connect(server) as second:
+            second.sendall(_upload_head(5_500) + b'{"inputs": [{"A6": 38}' + b" " * 5_478)
+            head = _response(second)
+        # Then the second is told to retry, and nothing of it is predicted or logged
+        assert head.startswith(b"HTTP/1.1 503 "), head
+        assert b"retry-after: 1" in head.lower()
+        # while a small request still fits
+        small = httpx.post(f"{server.url}/api/v1/predict", content=record, headers=headers)
+        assert small.status_code == 200, small.text
+        # And when the held upload ends, its bytes are free again
+        held.sendall(b"]}" + b" " * 498)
+        assert _response(held).startswith(b"HTTP/1.1 200 ")
+    body = b'{"inputs": [{"A6": 38}' + b" " * 5_000 + b"]}"
+    answer = httpx.post(f"{server.url}/api/v1/predict", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    scrape = server.scrape()
+    assert scrape.value("mlapi_bodies_refused_busy_total", handler="/api/v1/predict") == 1
+    assert (
+        scrape.value("mlapi_predictions_total", model_version=answer.json()["model_version"]) == 3
+    )
+
+
 def test_no_server_banner_and_an_idle_connection_is_closed_after_the_keepalive(
     start_server: Callable[..., RunningServer],
 ) -> None:

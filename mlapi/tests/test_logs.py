@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import AUTH
+from mlapi_support import AUTH, MODEL_VERSION
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from mlapi.logs import logging_config
@@ -30,7 +30,7 @@ def test_one_line_per_request_with_what_happened(
     assert line.route == "/api/v1/predict"  # type: ignore[attr-defined]
     assert line.status == 200  # type: ignore[attr-defined]
     assert line.record_count == 3  # type: ignore[attr-defined]
-    assert line.model_version == "0.1.0"  # type: ignore[attr-defined]
+    assert line.model_version == MODEL_VERSION  # type: ignore[attr-defined]
     assert line.api_key == "tests"  # type: ignore[attr-defined]  # the key's name, not the key
     assert line.duration_ms > 0  # type: ignore[attr-defined]
     assert not hasattr(line, "record_values")

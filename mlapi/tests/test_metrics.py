@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import Scrape
+from mlapi_support import API_VERSION, MODEL_VERSION, Scrape
 
 from mlapi import metrics
 from yield_model.columns import FEATURE_COLUMNS
 
-V = {"model_version": "0.1.0"}
+V = {"model_version": MODEL_VERSION}
 PREDICT_2XX = {"handler": "/api/v1/predict", "method": "POST", "status": "2xx"}
 PREDICT_4XX = {**PREDICT_2XX, "status": "4xx"}
 
@@ -99,7 +99,7 @@ def test_unknown_paths_are_grouped_not_one_series_each(
 def test_model_info_is_one_series_at_one(scrape: Callable[[], Scrape]) -> None:
     current = scrape()
     assert current.series("mlapi_model_info") == [
-        {"model_name": "yield-model", "model_version": "0.1.0", "api_version": "0.1.0"}
+        {"model_name": "yield-model", "model_version": MODEL_VERSION, "api_version": API_VERSION}
     ]
     assert current.value("mlapi_model_info", **current.series("mlapi_model_info")[0]) == 1
 

@@ -7,21 +7,24 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import AUTH, Scrape, generated_records
+from mlapi_support import AUTH, MODEL_VERSION, Scrape, generated_records
 
 from mlapi.main import create_app
 from mlapi.monitor import Monitor
 from mlapi.prediction_log import open_prediction_log
 from mlapi.settings import Settings
+from yield_model import datasets
 from yield_model.drift import PREDICTED_YIELD, PSI_ACT, PSI_WATCH, window_drift
 from yield_model.predict import TrainedModel, load_model
 
-V = {"model_version": "0.1.0"}
+V = {"model_version": MODEL_VERSION}
 # 2000 records per window: an unmoved feature's PSI stays under 0.05 (yield_model.drift, and
-# model_package/tests/test_drift.py for the derivation); the shifted ones exceed 1.
+# model_package/tests/test_drift.py for the derivation); the shifted ones exceed PSI_ACT.
 WINDOW = 2000
 SHIFTED = {"A6", "B14", "B4_duration"}  # what datasets' shifted variant moves
-DERIVED = {"total_hours"}  # the sum of all step durations, B4's among them
+# The sum of all step durations, B4's among them, and the clock times of the steps after B4,
+# which start later (model_package/tests/test_drift.py asserts that they move).
+DERIVED = {"total_hours", *datasets.SHIFTED_CLOCKS}
 SEED = 3  # not the training file's (0): fresh batches
 
 
@@ -62,7 +65,7 @@ def drift_gauges(scrape: Scrape) -> dict[str, float]:
     values = {
         labels["feature"]: scrape.value("mlapi_input_drift_psi", **labels)
         for labels in scrape.series("mlapi_input_drift_psi")
-        if labels["model_version"] == "0.1.0"
+        if labels["model_version"] == MODEL_VERSION
     }
     values[PREDICTED_YIELD] = scrape.value("mlapi_predicted_yield_drift_psi", **V)
     return values

@@ -18,7 +18,14 @@ import joblib
 import numpy as np
 import orjson
 import pytest
-from mlapi_support import AUTH, PostgresServer, RunningServer, generated_records
+from mlapi_support import (
+    API_VERSION,
+    AUTH,
+    MODEL_VERSION,
+    PostgresServer,
+    RunningServer,
+    generated_records,
+)
 
 from mlapi.serve import StartupError, check_model, prepare_multiproc_dir
 from mlapi.settings import Settings
@@ -29,7 +36,7 @@ from yield_model.schemas import EXAMPLE_RECORD
 READY_TIMEOUT_SECONDS = 180
 PREDICT_2XX = {"handler": "/api/v1/predict", "method": "POST", "status": "2xx"}
 PREDICT_4XX = {**PREDICT_2XX, "status": "4xx"}
-V = {"model_version": "0.1.0"}
+V = {"model_version": MODEL_VERSION}
 
 
 def _wait_for_ready_workers(server: RunningServer, count: int) -> None:
@@ -94,7 +101,11 @@ def test_two_workers_report_exactly_what_was_sent(
         assert scrape.value("mlapi_inputs_missing_total", **V, feature="A2", reason="absent") == 120
         assert not [s for s in scrape.series("http_requests_total") if "health" in s["handler"]]
         assert scrape.series("mlapi_model_info") == [
-            {"model_name": "yield-model", "model_version": "0.1.0", "api_version": "0.1.0"}
+            {
+                "model_name": "yield-model",
+                "model_version": MODEL_VERSION,
+                "api_version": API_VERSION,
+            }
         ]
     # And both workers did serve predictions (else the sum above proves nothing)
     pids = {line["pid"] for line in _log_lines(server) if line.get("route") == "/api/v1/predict"}
@@ -140,7 +151,7 @@ def test_each_request_is_one_json_log_line_without_record_values(
     assert line["route"] == "/api/v1/predict"
     assert line["status"] == 200
     assert line["record_count"] == 2
-    assert line["model_version"] == "0.1.0"
+    assert line["model_version"] == MODEL_VERSION
     assert line["duration_ms"] > 0
     assert "record_values" not in line
     assert "secret-sample-77" not in server.output()

@@ -104,6 +104,18 @@ def test_unsafe_values_are_refused(field: str, value: Any) -> None:
     assert describe_settings_error(error.value).startswith(f"MLAPI_{field.upper()}: ")
 
 
+def test_a_worker_holds_two_largest_bodies_at_once_unless_told_and_never_less_than_one() -> None:
+    assert Settings(max_body_bytes=5000).body_bytes_in_flight == 10_000
+    assert Settings(max_body_bytes=5000, max_body_bytes_in_flight=7000).body_bytes_in_flight == (
+        7000
+    )
+    with pytest.raises(ValidationError) as error:
+        Settings(max_body_bytes=5000, max_body_bytes_in_flight=4000)
+    (line,) = describe_settings_error(error.value).splitlines()
+    assert line.startswith("MLAPI_MAX_BODY_BYTES_IN_FLIGHT: ")
+    assert line.endswith("must be at least MLAPI_MAX_BODY_BYTES (5000), or no body fits (got 4000)")
+
+
 @pytest.mark.parametrize(
     ("given", "refused", "reason"),
     [

@@ -136,6 +136,15 @@ def test_step_durations_cross_midnight_and_skip_missing_stamps() -> None:
     np.testing.assert_allclose(out.iloc[1, 5:].to_numpy(float), [1.0, 1.0, 0.5, 3.0])
 
 
+def test_a_step_that_starts_as_the_previous_one_ends_has_no_gap() -> None:
+    # 0:10 for 70 minutes ends at 1:20, when B5 starts; in hours 1/6 + 7/6 is not exactly 4/3,
+    # and the gap must not read as the 24 hours that wrapping a rounding error would give.
+    frame = pd.DataFrame({"B4_start": [10 / 60], "B4_duration": [70 / 60], "B5": [80 / 60]})
+    out = StepDurations(stamps=["B4", "B5"]).fit_transform(frame)
+    assert out[0, 3] == 0.0
+    assert out[0, 4] == pytest.approx(70 / 60, abs=1e-12)
+
+
 def test_drop_near_constant_learns_which_columns_to_keep() -> None:
     n = 200
     frame = pd.DataFrame(

@@ -80,6 +80,7 @@ def test_values_of_the_wrong_type_raise_every_problem_with_index_and_field(
         dict(EXAMPLE_RECORD),
         {**EXAMPLE_RECORD, "A6": [38], "A5": True, "colour": "red"},
         {**EXAMPLE_RECORD, "B14": True, "sample_id": 1.5, "A1": "x" * 101},
+        {**EXAMPLE_RECORD, "sample_id": "s" * 101, "A5": "1" * 101, "B14": 10**400},
     ]
     with pytest.raises(InvalidInputError) as caught:
         trained_model.predict(bad)
@@ -92,8 +93,11 @@ def test_values_of_the_wrong_type_raise_every_problem_with_index_and_field(
         (2, "B14"): "expected a number, a numeric string or null, got a boolean",
         (2, "sample_id"): "expected a string or an integer, got a number",
         (2, "A1"): "too long: at most 100 characters",
+        (3, "sample_id"): "too long: at most 100 characters",
+        (3, "A5"): "too long: at most 100 characters",
+        (3, "B14"): "too large: an integer beyond any floating-point number",
     }
-    assert "6 invalid input value(s)" in str(caught.value)
+    assert "9 invalid input value(s)" in str(caught.value)
 
 
 def test_values_that_cannot_be_read_are_missing_with_a_warning(

@@ -283,7 +283,9 @@ def test_durations_equal_the_step_by_step_definition() -> None:
             start = X[:, start_col]
             duration = X[:, duration_col] if duration_col is not None else np.zeros(n_rows)
             if k:
-                gaps[:, k - 1] = np.mod(start - last_end, 24.0)
+                # to the second: two equal clock times never differ by a day
+                seconds = np.round((start - last_end) * 3600)
+                gaps[:, k - 1] = np.mod(seconds / 3600, 24.0)
             known = ~np.isnan(start)
             step = np.where(known, np.nan_to_num(gaps[:, k - 1]) if k else 0.0, 0.0)
             total += step + np.where(known, np.nan_to_num(duration), 0.0)

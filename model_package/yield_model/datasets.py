@@ -1,19 +1,27 @@
 """Seeded synthetic JinNan files, written exactly in the published format.
 
 The real files cannot ship with the project, so tests and the default training run use files
-from this generator. They have the published columns, encoding, number and time formats, missing
-rates and near-constant columns, and every quirk of the published files (``QUIRKS``).
+from this generator. They have the published columns, encoding, number and time formats, and
+every quirk of the published files (``QUIRKS``); every column's values are drawn from counts of
+the published training file (``yield_model.plant``, written by ``scripts/plant_tables.py``), so
+that each engineered feature has the plant's distribution (a population stability index below
+``PSI_WATCH`` against the real file, in tests/test_plant.py). The generator never reads that
+file.
 
-A batch runs through the time columns in the order of ``PROCESS_ORDER``. It starts (A5) at a
-random clock time on the half hour; every later step starts a drawn gap after the end of the
-previous step that took place, and every range step lasts a drawn duration, so clock times wrap
-past midnight by themselves (``23:00-0:30``). Steps A7 (with its temperature A8), B10 and B11
-happen in only part of the batches; recipe variant A2 replaces A3 in 3 % of them; B1 goes
-unrecorded in 1 %. The clock time itself has no effect on the yield.
+A batch first draws its route (``plant.ROUTE_BATCHES``: standard, extended or held schedule,
+and whether it ends with step B9, B10 or B11), as a batch's waits, steps, amounts and
+temperatures move together. Then, from that route's counts, each number column on its own, the
+recipe columns A2, A3 and A4 together from the whole file's (A2 replaces A3 in 3 % of the
+batches; B1 goes unrecorded in 1 %), its start (A5) on the clock, whether it has step A7 (with
+its temperature A8), and for every step in the order of ``PROCESS_ORDER`` the gap after the
+end of the previous step that took place and, for a range, how long it lasts, so clock times
+wrap past midnight by themselves (``23:00-0:30``). The clock time itself has no effect on the yield.
 
 The yield is computed from the true process values (``GeneratedData.truth``; durations in
 hours, temperatures in degrees, amounts as written) and only then are cells corrupted, so a quirk
-never changes a batch's target. The process effects add up to ``S``::
+never changes a batch's target. The process effects add up to ``S``, which is 0 for a batch at
+the reference values of the formula; the plant's usual batch is not one (its B4 step takes an
+hour), and the base level ``BASE_YIELD`` puts the median yield at the published 0.925::
 
     S = 0.012  * tanh((A6 - 30) / 10)                start temperature
       - 0.002  * (mean(A10, A12, A15, A17) - 103)^2   heating profile, best at 103
@@ -28,15 +36,17 @@ never changes a batch's target. The process effects add up to ``S``::
       - 0.008  * (B7 - B5 - 1.5)                      hold between time points B5 and B7
       - 0.005  * (min(d_B9 + d_B10, 5) - 3)^2         B9 + B10 work (d_B10 = 0 without B10)
 
-    clean = 0.9248 + (exp(12 S) - 1) / 12 - 0.09 * max(d_B9 - 4, 0)
+    clean = 0.934 + (exp(12 S) - 1) / 12 - 0.09 * max(d_B9 - 4, 0)
     yield = round(min(clean + e, 1.0008), 4),   e ~ Normal(0, NOISE_SD^2) independently
 
 where ``d_X`` is the duration of range step X in hours and ``B7 - B5`` the hours between those
 time points. ``(exp(12 S) - 1) / 12`` is ``S`` for small effects; it compounds gains and damps
-losses, which gives the published skew: a few yields reach the 1.0008 cap while almost none
-falls below 0.87 without an upset. The upset is the last term: about 1 % of the batches stall in
-step B9 for 5 to 7 hours and make the published tail below 0.87, down to about 0.62. Among the
-other batches the noiseless yield explains about 80 % of the yield's variance.
+losses, so that almost no yield falls below 0.87 without an upset. The upset is the last term:
+about 1 % of the batches stall in step B9 for 5 to 7 hours and make the published tail below
+0.87, down to about 0.62. Among the other batches the noiseless yield explains about 75 % of the
+yield's variance. With the plant's inputs the yields spread less upwards than the published
+ones (the formula stands for part of what moves the plant's yield): the cap, the published
+maximum, is seldom reached.
 
 Every quirk of ``QUIRKS`` goes to a row of its own (never a stalled one) where its column has a
 value; a file too small for all of them gets those that fit. The true value behind a quirk is its
@@ -48,15 +58,15 @@ midnight, ``18:30-15:00`` is 18:30-19:00, B14 ``40`` is 400, A22 ``3.5`` is 9 an
 
 The ``shifted`` variant is for drift tests. On every row except those carrying a quirk (whose
 cells must keep their literal values) it raises A6 by 10 degrees (``A6_SHIFT``), makes step B4
-last 30 minutes longer (``B4_SHIFT_MINUTES``; every later clock time moves with it, so all other
-durations and gaps are unchanged, and since batches start at uniformly drawn clock times, the
-clock columns keep their distribution) and lowers B14 by 30 (``B14_SHIFT``). Every other draw,
-the noise included, is the same as in the unshifted file of the same seed.
+last 30 minutes longer (``B4_SHIFT_MINUTES``) and lowers B14 by 30 (``B14_SHIFT``). Every later
+step starts that much later, so the clock times of the steps after B4 (``SHIFTED_CLOCKS``) and
+the batch's total hours move with it; every other gap and duration is unchanged. Every other
+draw, the noise included, is the same as in the unshifted file of the same seed.
 """
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, NamedTuple, get_args
@@ -65,6 +75,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from yield_model import plant
 from yield_model.columns import (
     ALL_COLUMNS,
     ID_COLUMN,
@@ -73,16 +84,17 @@ from yield_model.columns import (
     TARGET_COLUMN,
     TIME_RANGE_COLUMNS,
 )
-from yield_model.features import FloatArray
+from yield_model.features import FloatArray, IntArray
 
 Encoding = Literal["gb18030", "utf-8"]
+BoolArray = npt.NDArray[np.bool_]
 
 TRAIN_ROWS: Final = 1396
 TEST_ROWS: Final = 150
 TRAIN_SEED: Final = 0
 TEST_SEED: Final = 1
 
-BASE_YIELD: Final = 0.9248
+BASE_YIELD: Final = 0.934
 #: How strongly the process effects compound (the 12 of ``exp(12 S)``).
 COMPOUNDING: Final = 12.0
 NOISE_SD: Final = 0.009
@@ -94,6 +106,9 @@ SHIFTED_FEATURES: Final[tuple[str, ...]] = ("A6", "B4", "B14")
 A6_SHIFT: Final = 10.0
 B4_SHIFT_MINUTES: Final = 30
 B14_SHIFT: Final = -30.0
+#: Clock times the shifted variant moves by ``B4_SHIFT_MINUTES``: the steps after B4, as the
+#: engineered features name them (plant batches start at set hours, so they read as drift).
+SHIFTED_CLOCKS: Final[tuple[str, ...]] = ("B5", "B7", "B9_start", "B10_start", "B11_start")
 
 #: Ids of seed s are sample_{s * ID_BLOCK + k}: files of different seeds share no id as long as
 #: they have at most ID_BLOCK rows.
@@ -147,78 +162,12 @@ _QUIRK_CELLS: Final[tuple[_Quirk, ...]] = (
 QUIRKS: Final[tuple[tuple[str, str], ...]] = tuple((q.column, q.literal) for q in _QUIRK_CELLS)
 
 
-class _Step(NamedTuple):
-    """How long a process step waits after the previous one and how long it lasts (minutes)."""
-
-    gaps: tuple[tuple[int, float], ...]
-    durations: tuple[tuple[int, float], ...] = ((0, 1.0),)
-
-
-_STEPS: Final[dict[str, _Step]] = {
-    "A5": _Step(gaps=((0, 1.0),)),
-    "A7": _Step(gaps=((30, 0.6), (60, 0.4))),
-    "A9": _Step(gaps=((30, 0.15), (60, 0.6), (90, 0.15), (120, 0.1))),
-    "A11": _Step(gaps=((30, 0.2), (60, 0.65), (90, 0.15))),
-    "A14": _Step(gaps=((30, 0.25), (60, 0.6), (90, 0.15))),
-    "A16": _Step(gaps=((30, 0.7), (60, 0.3))),
-    "A20": _Step(
-        gaps=((0, 0.3), (30, 0.5), (60, 0.2)),
-        durations=((20, 0.05), (30, 0.55), (40, 0.1), (60, 0.25), (90, 0.05)),
-    ),
-    "A24": _Step(gaps=((0, 0.2), (30, 0.5), (60, 0.3))),
-    "A26": _Step(gaps=((60, 0.4), (90, 0.35), (120, 0.25))),
-    "A28": _Step(gaps=((0, 0.8), (30, 0.2)), durations=((30, 0.6), (60, 0.4))),
-    "B4": _Step(
-        gaps=((0, 0.7), (30, 0.3)), durations=((60, 0.25), (90, 0.35), (120, 0.3), (150, 0.1))
-    ),
-    "B5": _Step(gaps=((0, 1.0),)),
-    "B7": _Step(gaps=((30, 0.1), (60, 0.3), (90, 0.3), (120, 0.2), (150, 0.1))),
-    "B9": _Step(gaps=((0, 1.0),), durations=((60, 0.2), (90, 0.35), (120, 0.3), (150, 0.15))),
-    "B10": _Step(gaps=((0, 1.0),), durations=((60, 0.3), (90, 0.45), (120, 0.25))),
-    "B11": _Step(gaps=((0, 1.0),), durations=((30, 0.3), (60, 0.5), (90, 0.2))),
-}
 _STALL_RATE: Final = 0.009
 _STALL_MINUTES: Final = tuple(range(300, 421, 30))
-
-# Share of batches in which an optional step or value is present.
-_A7_STEP_RATE: Final = 0.11  # A7 and A8 missing 89 %
-_A2_RECIPE_RATE: Final = 0.03  # A2 present 3 %, A3 missing 3 %
-_B10_STEP_RATE: Final = 0.83  # B10 missing 17 %
-_B11_STEP_RATE: Final = 0.39  # B11 missing 61 %, only after a B10 step
+#: B1 goes unrecorded in 1 % of the batches (DATA.md).
 _B1_RECORDED_RATE: Final = 0.99
-
-# Discrete columns: (value, probability) pairs.
-_LEVELS: Final[dict[str, tuple[tuple[float, float], ...]]] = {
-    "A1": ((300, 0.86), (250, 0.08), (200, 0.06)),
-    "A2": ((125, 1.0),),
-    "A3": ((405, 1.0),),
-    "A4": ((700, 0.95), (470, 0.03), (980, 0.02)),
-    "A8": ((70, 0.1), (75, 0.2), (78, 0.2), (80, 0.4), (82, 0.1)),
-    "A10": ((100, 0.6), (101, 0.25), (102, 0.15)),
-    "A12": ((100, 0.05), (101, 0.15), (102, 0.4), (103, 0.3), (104, 0.1)),
-    "A13": ((0.2, 0.97), (0.15, 0.02), (0.25, 0.01)),
-    "A15": ((100, 0.05), (102, 0.1), (103, 0.2), (104, 0.45), (105, 0.2)),
-    "A17": ((100, 0.05), (102, 0.1), (104, 0.2), (105, 0.4), (106, 0.15), (108, 0.1)),
-    "A18": ((0.2, 0.98), (0.1, 0.02)),
-    "A19": ((200, 0.25), (230, 0.1), (250, 0.15), (270, 0.1), (300, 0.4)),
-    "A21": ((50, 0.8), (40, 0.06), (30, 0.04), (20, 0.02), (60, 0.03), (70, 0.02), (80, 0.02),
-            (90, 0.01)),
-    "A22": ((9, 0.45), (10, 0.55)),
-    "A23": ((5, 0.97), (4, 0.02), (10, 0.01)),
-    "A25": tuple((float(v), 1 / 11) for v in range(70, 81)),
-    "A27": tuple((float(v), 1 / 6) for v in range(73, 79)),
-    "B2": ((3.5, 0.98), (0.15, 0.02)),
-    "B3": ((3.5, 0.98), (3.6, 0.02)),
-    "B6": ((40, 0.01), (50, 0.02), (60, 0.05), (65, 0.12), (70, 0.2), (75, 0.2), (78, 0.1),
-           (79, 0.1), (80, 0.2)),
-    "B12": ((800, 0.55), (1200, 0.35), (400, 0.04), (600, 0.03), (900, 0.02), (1000, 0.01)),
-    "B13": ((0.15, 0.96), (0.06, 0.02), (0.03, 0.02)),
-    "B14": ((400, 0.5), (420, 0.15), (440, 0.1), (460, 0.08), (385, 0.05), (380, 0.05),
-            (360, 0.04), (350, 0.03)),
-}  # fmt: skip
-_B1_USUAL: Final = tuple((float(v), 1 / 17) for v in range(240, 401, 10))
-_B1_RARE: Final = (200.0, 460.0, 540.0, 600.0, 800.0, 1200.0)
-_B1_RARE_RATE: Final = 0.02
+ROUTES: Final[tuple[str, ...]] = tuple(plant.ROUTE_BATCHES)
+RECIPE_COLUMNS: Final = ("A2", "A3", "A4")
 
 
 @dataclass(frozen=True)
@@ -267,54 +216,63 @@ def true_yield(truth: pd.DataFrame) -> FloatArray:
     return np.asarray(clean, dtype=np.float64)
 
 
-def _draw(rng: np.random.Generator, levels: Sequence[tuple[float, float]], n: int) -> FloatArray:
-    values = np.array([v for v, _ in levels], dtype=np.float64)
-    weights = np.array([p for _, p in levels], dtype=np.float64)
+def _draw(rng: np.random.Generator, table: plant.Table, n: int) -> FloatArray:
+    """``n`` values drawn with the table's counts as weights (zeros from an empty table)."""
+    if not table:
+        return np.zeros(n)
+    values = np.array([v for v, _ in table], dtype=np.float64)
+    weights = np.array([c for _, c in table], dtype=np.float64)
     return rng.choice(values, size=n, p=weights / weights.sum())
+
+
+def _by_route(
+    rng: np.random.Generator,
+    tables: Mapping[str, Mapping[str, plant.Table]],
+    column: str,
+    route: IntArray,
+) -> FloatArray:
+    """A draw from each row's route's table of ``column`` (every route drawn for every row)."""
+    draws = np.stack([_draw(rng, tables[name][column], route.size) for name in ROUTES])
+    return draws[route, np.arange(route.size)]
 
 
 class _Process(NamedTuple):
     numbers: dict[str, FloatArray]
     gaps: dict[str, FloatArray]
     durations: dict[str, FloatArray]
-    present: dict[str, npt.NDArray[np.bool_]]
+    present: dict[str, BoolArray]
     start_clock: FloatArray
-    stall: npt.NDArray[np.bool_]
+    stall: BoolArray
 
 
 def _draw_process(rng: np.random.Generator, n: int) -> _Process:
     """Every random draw of a batch's recipe and timeline, in a fixed order."""
-    numbers = {name: _draw(rng, levels, n) for name, levels in _LEVELS.items()}
-    bulk = np.clip(np.rint(rng.normal(29, 5, n)), 17, 45)
-    hot = rng.integers(46, 98, n).astype(np.float64)
-    numbers["A6"] = np.where(rng.random(n) < 0.1, hot, bulk).astype(np.float64)
-    numbers["B8"] = np.where(
-        rng.random(n) < 0.85,
-        np.clip(np.rint(rng.normal(45, 4, n)), 30, 60),
-        rng.integers(20, 74, n).astype(np.float64),
-    )
-    numbers["B1"] = np.where(
-        rng.random(n) < _B1_RARE_RATE, rng.choice(_B1_RARE, n), _draw(rng, _B1_USUAL, n)
-    )
-
-    a7 = rng.random(n) < _A7_STEP_RATE
-    a2 = rng.random(n) < _A2_RECIPE_RATE
-    b10 = rng.random(n) < _B10_STEP_RATE
-    b11 = b10 & (rng.random(n) < _B11_STEP_RATE / _B10_STEP_RATE)
+    shares = np.array([plant.ROUTE_BATCHES[r] for r in ROUTES], dtype=np.float64)
+    route = rng.choice(len(ROUTES), size=n, p=shares / shares.sum())
+    numbers = {c: _by_route(rng, plant.NUMBERS, c, route) for c in plant.NUMBERS[ROUTES[0]]}
+    counts = np.array([count for _, count in plant.RECIPES], dtype=np.float64)
+    recipe = rng.choice(len(counts), size=n, p=counts / counts.sum())
+    for k, column in enumerate(RECIPE_COLUMNS):
+        values = [np.nan if r[k] is None else r[k] for r, _ in plant.RECIPES]
+        numbers[column] = np.asarray(values, dtype=np.float64)[recipe]
+    a7_rates = [plant.A7_BATCHES[r] / plant.ROUTE_BATCHES[r] for r in ROUTES]
+    a7 = rng.random(n) < np.asarray(a7_rates)[route]
+    last_step = np.array([r.rpartition("-")[2] for r in ROUTES])[route]
     b1_recorded = rng.random(n) < _B1_RECORDED_RATE
-    numbers["A2"] = np.where(a2, numbers["A2"], np.nan)
-    numbers["A3"] = np.where(a2, np.nan, numbers["A3"])
     numbers["A8"] = np.where(a7, numbers["A8"], np.nan)
 
     # Which cells are written: time steps that happened, numbers that exist and were recorded.
     present = {c: ~np.isnan(numbers[c]) for c in NUMERIC_COLUMNS}
     present |= {c: np.ones(n, dtype=bool) for c in PROCESS_ORDER}
-    present |= {"A7": a7, "B10": b10, "B11": b11, "B1": b1_recorded}
-    gaps = {c: _draw(rng, _STEPS[c].gaps, n) for c in PROCESS_ORDER}
-    durations = {c: _draw(rng, _STEPS[c].durations, n) for c in PROCESS_ORDER}
+    present |= {"A7": a7, "B10": last_step != "B9", "B11": last_step == "B11", "B1": b1_recorded}
+    gaps = {c: _by_route(rng, plant.GAPS, c, route) for c in PROCESS_ORDER[1:]}
+    gaps[PROCESS_ORDER[0]] = np.zeros(n)
+    durations = {c: np.zeros(n) for c in PROCESS_ORDER}
+    for c in TIME_RANGE_COLUMNS:
+        durations[c] = _by_route(rng, plant.DURATIONS, c, route)
     stall = rng.random(n) < _STALL_RATE
     durations["B9"] = np.where(stall, rng.choice(_STALL_MINUTES, n), durations["B9"])
-    start_clock = (30 * rng.integers(0, 48, n)).astype(np.float64)
+    start_clock = _by_route(rng, {r: {"A5": plant.START_CLOCK[r]} for r in ROUTES}, "A5", route)
     return _Process(numbers, gaps, durations, present, start_clock, stall)
 
 

@@ -74,6 +74,7 @@ def parsed_column_names(columns: Sequence[str], time_ranges: Sequence[str]) -> l
     return out
 
 
+_SECONDS_PER_HOUR: Final = 3600.0
 _STATUS_CODES: Final = {"ok": 0, "repaired": 1, "missing": 2, "invalid": 3}
 _BOOLEANS: Final = frozenset({bool, np.bool_})
 _FEW_CELLS: Final = 256
@@ -308,7 +309,10 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         latest = np.maximum.accumulate(np.where(unknown, -1, order), axis=1)
         ends = np.hstack([end, np.full((n_rows, 1), np.nan)])
         last_end = ends[np.arange(n_rows)[:, None], latest]
-        gaps = np.mod(start[:, 1:] - last_end[:, :-1], 24.0)
+        # Clock times are whole seconds. Hours are not exact (20 minutes is 1/3 h), so two equal
+        # times can differ by a rounding error, which the modulo would turn into a 24 h gap.
+        seconds = np.round((start[:, 1:] - last_end[:, :-1]) * _SECONDS_PER_HOUR)
+        gaps = np.mod(seconds / _SECONDS_PER_HOUR, 24.0)
         steps = np.zeros((n_rows, len(starts) + 1))
         steps[:, 2:] = np.where(unknown[:, 1:], 0.0, np.nan_to_num(gaps))
         steps[:, 1:] += np.where(unknown, 0.0, duration)

@@ -16,13 +16,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StrictFloat,
-    StrictInt,
+    GetPydanticSchema,
     StringConstraints,
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, core_schema, from_json
 
 from yield_model.columns import ID_COLUMN, NUMERIC_COLUMNS, TARGET_COLUMN, TIME_COLUMNS
 from yield_model.errors import (
@@ -34,13 +33,36 @@ from yield_model.errors import (
 from yield_model.parsing import MAX_TEXT_LENGTH
 
 Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_LENGTH)]
+#: The error type of a cell that is none of the JSON types its field takes.
+CELL_TYPE_ERROR: Final = "cell_type"
+
+
+def _cell(*choices: core_schema.CoreSchema) -> GetPydanticSchema:
+    """A cell of one of ``choices`` or null, failing with one error, ``cell_type``.
+
+    pydantic reports a plain union's failure once per branch, each error with the input
+    converted anew: a 30 MB string would be held three times over before it is refused.
+    """
+    return GetPydanticSchema(
+        lambda _source, _handler: core_schema.nullable_schema(
+            core_schema.union_schema(
+                list(choices),
+                custom_error_type=CELL_TYPE_ERROR,
+                custom_error_message="not a value this field takes",
+            )
+        )
+    )
+
+
+_NUMBER: Final = core_schema.float_schema(strict=True)
+_TEXT: Final = core_schema.str_schema(strict=True, max_length=MAX_TEXT_LENGTH)
 #: A number, a string the parser reads (numeric text, an Excel date artefact), or null. NaN is
 #: null, as pandas writes a blank cell; infinities and magnitudes beyond float32 are reported
 #: by the parser and treated as missing.
-NumericValue = StrictFloat | Text | None
+NumericValue = Annotated[float | str | None, _cell(_NUMBER, _TEXT)]
 #: A clock time or range as the files write it, or null. A number is read as its text (700 is
 #: 7:00, as the text "700"; NaN is missing, as a pandas row has it for a blank cell).
-TimeValue = Text | StrictFloat | None
+TimeValue = Annotated[float | str | None, _cell(_NUMBER, _TEXT)]
 
 
 def _whole_number(value: object) -> object:
@@ -51,7 +73,11 @@ def _whole_number(value: object) -> object:
     return value
 
 
-SampleId = Annotated[Text | StrictInt | None, BeforeValidator(_whole_number)]
+SampleId = Annotated[
+    str | int | None,
+    _cell(_TEXT, core_schema.int_schema(strict=True)),
+    BeforeValidator(_whole_number),
+]
 
 EXAMPLE_RECORD: dict[str, Any] = {
     "sample_id": "sample_1528",
@@ -219,6 +245,68 @@ def max_request_tokens(max_records: int) -> int:
 
 _REQUEST: Final = TypeAdapter(PredictionRequest)
 _RECORDS: Final = TypeAdapter(list[Record])
+_FIRST_INVALID: Final = TypeAdapter(Annotated[list[Record], Field(fail_fast=True)])
+
+#: Bodies above this are validated a slice of records at a time: pydantic-core builds a
+#: document's whole JSON tree before it validates, some 6x the text of small values.
+CHUNKED_BODY_BYTES: Final = 1024 * 1024
+_CHUNK_RECORDS: Final = 500
+_WS: Final = rb"[ \t\n\r]*"  # JSON's whitespace
+_ENVELOPE: Final = re.compile(
+    rb"\A" + _WS + rb'\{' + _WS + rb'"inputs"' + _WS + rb":" + _WS + rb"\[(.*)\]" + _WS
+    + rb"\}" + _WS + rb"\Z",
+    re.DOTALL,
+)  # fmt: skip
+# Between two records. A match inside a string or a nested value leaves the slice before it
+# no JSON (a string or a bracket left open): the whole body is then validated at once.
+_BETWEEN_RECORDS: Final = re.compile(rb"\}" + _WS + rb"," + _WS + rb"\{")
+
+
+def _slices(body: bytes | bytearray, start: int, end: int) -> list[tuple[int, int]]:
+    """Where, in ``body[start:end]`` (``{...}, {...}``), each run of ``_CHUNK_RECORDS``
+    records starts and ends."""
+    cuts = list(_BETWEEN_RECORDS.finditer(body, start, end))[_CHUNK_RECORDS - 1 :: _CHUNK_RECORDS]
+    starts = [start, *(cut.end() - 1 for cut in cuts)]  # at the next record's {
+    ends = [*(cut.start() + 1 for cut in cuts), end]  # after the last record's }
+    return list(zip(starts, ends, strict=True))
+
+
+def _validate_in_slices(body: bytes | bytearray) -> list[Record] | None:
+    """The records of a large body, validated a slice of records at a time, with the same
+    outcome as the whole body's validation; None when that cannot be known this way (the
+    body is not plainly ``{"inputs": [{...}, ...]}``, a slice is no JSON, or it holds too
+    few records to slice), to validate the body at once."""
+    envelope = _ENVELOPE.match(body)
+    if envelope is None:
+        return None
+    spans = _slices(body, *envelope.span(1))
+    if len(spans) == 1:
+        return None
+    records: list[Record] = []
+    first_invalid: list[ErrorDetails] = []
+    with memoryview(body) as view:
+        for start, end in spans:
+            chunk = b"[" + view[start:end] + b"]"
+            if first_invalid:  # the answer is known, if the rest of the body is JSON
+                try:
+                    from_json(chunk)
+                except ValueError:
+                    return None
+                continue
+            try:
+                records += _FIRST_INVALID.validate_json(chunk)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False)
+                if errors and errors[0]["type"] == "json_invalid":
+                    return None
+                for error in errors:  # an index within the slice, made the body's
+                    if error["loc"] and isinstance(error["loc"][0], int):
+                        error["loc"] = (error["loc"][0] + len(records), *error["loc"][1:])
+                first_invalid = errors
+    if first_invalid:
+        raise InvalidInputError(_problems(first_invalid, ()))
+    return records
+
 
 _KIND_OF_FIELD: Final = {
     **dict.fromkeys(NUMERIC_COLUMNS, "a number, a numeric string or null"),
@@ -251,10 +339,8 @@ def _kind(value: object) -> str:
 
 
 def _problems(errors: Sequence[ErrorDetails], prefix: tuple[str, ...]) -> list[Problem]:
-    """One problem per (record, field), worded for the client, in the order pydantic found them.
-
-    A value of a union type fails once per branch; the client needs one sentence: what the
-    field takes and what it got, or the length limit when the value was text too long.
+    """One problem per (record, field), worded for the client, in the order pydantic found them:
+    what the field takes and what it got, or the length limit when the value was text too long.
     """
     found: dict[tuple[int | None, str | None], Problem] = {}
     for error in errors:
@@ -273,8 +359,8 @@ def _problems(errors: Sequence[ErrorDetails], prefix: tuple[str, ...]) -> list[P
             message = f"{field} and {_ALIASED[field]} name the same field: give one of them"
         elif error["type"] == "extra_forbidden":
             message = "unknown field"
-        elif error["type"] == "string_too_long":
-            message = f"too long: at most {MAX_TEXT_LENGTH} characters"
+        elif error["type"] == CELL_TYPE_ERROR and type(error["input"]) is str:
+            message = f"too long: at most {MAX_TEXT_LENGTH} characters"  # any string else is read
         elif error["type"] == "model_type" and field is None:
             message = "a record must be a JSON object"
         elif type(error["input"]) is int and field in _KIND_OF_FIELD:  # no float holds it
@@ -283,9 +369,7 @@ def _problems(errors: Sequence[ErrorDetails], prefix: tuple[str, ...]) -> list[P
             message = f"expected {_KIND_OF_FIELD[field]}, got {_kind(error['input'])}"
         else:
             message = error["msg"]
-        key = (index, field)
-        if key not in found or error["type"] == "string_too_long":
-            found[key] = Problem(message, index, field)
+        found.setdefault((index, field), Problem(message, index, field))
     return list(found.values())
 
 
@@ -309,6 +393,12 @@ def validate_request(body: bytes | bytearray, max_records: int | None = None) ->
                 f"{RECORD_KEYS} fields can; at most {max_records} records are accepted "
                 "per request",
             )
+    if len(body) > CHUNKED_BODY_BYTES:
+        sliced = _validate_in_slices(body)
+        if sliced is not None:
+            if max_records is not None and len(sliced) > max_records:
+                raise TooManyRecordsError(len(sliced), max_records)
+            return sliced
     try:
         request = _REQUEST.validate_json(body)
     except ValidationError as exc:

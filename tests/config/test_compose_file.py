@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-MONITORING = ("prometheus", "grafana", "cadvisor")
+MONITORING = ("prometheus", "alertmanager", "grafana", "cadvisor")
 #: The one-shot service that makes the API keys on first start.
 KEY_MAKER = "mlapi-keys"
 POSTGRES_PORT = 5432
@@ -59,7 +59,7 @@ def test_file_has_no_version_key(compose: dict[str, Any]) -> None:
     assert "version" not in compose
 
 
-def test_stack_has_the_five_services_and_the_key_maker(compose: dict[str, Any]) -> None:
+def test_stack_has_the_six_services_and_the_key_maker(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"mlapi", "postgres", *MONITORING, KEY_MAKER}
 
 
@@ -267,6 +267,34 @@ def test_every_service_restarts(compose: dict[str, Any]) -> None:
     assert compose["services"][KEY_MAKER]["restart"] == "no"
 
 
+#: A worker's worst case and gunicorn master's share, in MB: benchmarks/README.md, "A worker's
+#: memory under hostile bodies" (six 10,000-record batches at once, bodies in flight at their
+#: limit, on a worker of ~190 MB).
+WORKER_MB, MASTER_MB = 640, 256
+DEFAULT = re.compile(r"^\$\{\w+:-(.+)\}$")
+SIZE = re.compile(r"^(\d+)([mg])$")
+
+
+def megabytes(value: str) -> int:
+    """A compose memory size such as 512m or 1g, or a variable's default of one, in MB."""
+    default = DEFAULT.match(value)
+    match = SIZE.match(default.group(1) if default else value)
+    assert match, f"not a size: {value!r}"
+    number, unit = match.groups()
+    return int(number) * (1024 if unit == "g" else 1)
+
+
+def test_every_service_has_a_memory_limit(compose: dict[str, Any]) -> None:
+    limits = {name: megabytes(s["mem_limit"]) for name, s in compose["services"].items()}
+    assert all(limit >= 128 for limit in limits.values()), limits
+
+
+def test_the_api_memory_limit_fits_its_workers_worst_case(compose: dict[str, Any]) -> None:
+    api = compose["services"]["mlapi"]
+    workers = int(DEFAULT.match(api["environment"]["MLAPI_WORKERS"]).group(1))  # type: ignore[union-attr]
+    assert megabytes(api["mem_limit"]) >= WORKER_MB * workers + MASTER_MB
+
+
 def test_health_conditions_wait_for_services_that_have_a_healthcheck(
     compose: dict[str, Any], root: Path
 ) -> None:
@@ -343,6 +371,13 @@ def test_grafana_mounts_what_its_provisioning_points_at(
     assert (root / "grafana" / "dashboards" / home.name).is_file()
     assert mount_target(service, "grafana-data") == "/var/lib/grafana"
     assert "grafana-data" in compose["volumes"]
+    # Production's optional data source, where the entrypoint copies it from, with its settings
+    assert mount_target(service, "./grafana/optional") == "/etc/grafana/optional"
+    entrypoint = (root / "grafana" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "${GRAFANA_OPTIONAL:-/etc/grafana/optional}/amp.yml" in entrypoint
+    amp = (root / "grafana" / "optional" / "amp.yml").read_text(encoding="utf-8")
+    for name in set(re.findall(r"\$\{(GRAFANA_AMP_\w+)\}", amp)) | {"GRAFANA_AMP_WORKSPACE_ID"}:
+        assert service["environment"][name] == f"${{{name}:-}}", name
 
 
 def test_grafana_datasource_points_at_the_prometheus_service(

@@ -190,6 +190,8 @@ def queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             if target["datasource"]["type"] == PROMETHEUS_TYPE:
                 yield f"{panel['title']} {target['refId']}", target["expr"]
     for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "datasource":
+            continue
         match = LABEL_VALUES.match(variable["definition"])
         assert match, f"variable {variable['name']} is not a label_values() query"
         yield f"variable {variable['name']}", match["selector"]
@@ -214,7 +216,10 @@ def expanded_sql(sql: str) -> str:
 def substituted(dashboard: dict[str, Any], expr: str) -> str:
     """The expression with each Grafana variable replaced as Grafana would for "All"."""
     values = dict(BUILTIN_VARIABLES)
-    values.update({v["name"]: v["allValue"] for v in dashboard["templating"]["list"]})
+    # (the datasource variable picks the data source; a query has no use for it)
+    values.update(
+        {v["name"]: v["allValue"] for v in dashboard["templating"]["list"] if v["type"] == "query"}
+    )
 
     def replace(match: re.Match[str]) -> str:
         name = match[1] or match[2]
@@ -285,19 +290,39 @@ def test_everything_uses_a_provisioned_datasource(
     dashboards: dict[str, dict[str, Any]], datasources: dict[str, dict[str, Any]], name: str
 ) -> None:
     dashboard = dashboards[name]
-    provisioned = [{"type": kind, "uid": source["uid"]} for kind, source in datasources.items()]
+    # Prometheus through the dashboard's variable (the stack's, or production's AMP
+    # workspace); the prediction log by its fixed uid
+    chosen = {"type": PROMETHEUS_TYPE, "uid": "${datasource}"}
+    postgres = {"type": POSTGRES_TYPE, "uid": datasources[POSTGRES_TYPE]["uid"]}
     for panel in panels(dashboard):
         if panel["type"] == "row":
             continue
-        assert panel["datasource"] in provisioned, panel["title"]
+        assert panel["datasource"] in (chosen, postgres), panel["title"]
         for target in panel["targets"]:
             # One data source per panel, and the query in the field that source reads.
             assert target["datasource"] == panel["datasource"], f"{panel['title']}"
             query = "expr" if target["datasource"]["type"] == PROMETHEUS_TYPE else "rawSql"
             assert target[query], f"{panel['title']} {target['refId']}"
-    prometheus = {"type": PROMETHEUS_TYPE, "uid": datasources[PROMETHEUS_TYPE]["uid"]}
-    for variable in dashboard["templating"]["list"]:
-        assert variable["datasource"] == prometheus, variable["name"]
+    _, *others = dashboard["templating"]["list"]
+    for variable in others:
+        assert variable["datasource"] == chosen, variable["name"]
+
+
+@pytest.mark.parametrize("name", [API, CONTAINERS])
+def test_the_prometheus_datasource_is_a_variable_defaulting_to_the_stacks(
+    dashboards: dict[str, dict[str, Any]], datasources: dict[str, dict[str, Any]], name: str
+) -> None:
+    source = dashboards[name]["templating"]["list"][0]
+    assert (source["type"], source["name"], source["query"]) == (
+        "datasource",
+        "datasource",
+        PROMETHEUS_TYPE,
+    )
+    # A fixed default: the provisioned Prometheus, by uid, whatever Grafana lists first
+    assert source["current"]["value"] == datasources[PROMETHEUS_TYPE]["uid"]
+    assert source["current"]["text"] == datasources[PROMETHEUS_TYPE]["name"]
+    assert not source["includeAll"]
+    assert not source["multi"]
 
 
 def test_only_the_api_dashboard_reads_the_prediction_log(

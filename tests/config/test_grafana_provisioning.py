@@ -5,6 +5,8 @@ schemas list the keys of "Provision Grafana" (grafana.com/docs/grafana/latest/ad
 provisioning/, sections "Data sources" and "Dashboards") and refuse any other.
 """
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,105 @@ def test_datasource_scrape_interval_is_prometheus(
 def test_dashboards_are_code_not_ui_state(dashboard_provider: dict[str, Any]) -> None:
     assert dashboard_provider["allowUiUpdates"] is False
     assert dashboard_provider["disableDeletion"] is True
+
+
+AMP_FILE = PROVISIONING.parent / "optional" / "amp.yml"
+ENTRYPOINT = PROVISIONING.parent / "entrypoint.sh"
+AMP_ENV = {
+    "GRAFANA_AMP_WORKSPACE_ID": "ws-12345678-1234-1234-1234-123456789012",
+    "GRAFANA_AMP_REGION": "eu-west-1",
+    "GRAFANA_AMP_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "GRAFANA_AMP_SECRET_ACCESS_KEY": "not-a-real-secret",
+}
+
+
+@pytest.fixture(scope="module")
+def amp_datasource() -> dict[str, Any]:
+    """grafana/optional/amp.yml's one data source."""
+    document = yaml.safe_load(AMP_FILE.read_text(encoding="utf-8"))
+    jsonschema.validate(document, DATASOURCES_SCHEMA)
+    (source,) = document["datasources"]
+    found: dict[str, Any] = source
+    return found
+
+
+def test_amp_datasource_is_a_sigv4_prometheus_of_the_workspace_from_env(
+    amp_datasource: dict[str, Any], datasource: dict[str, Any]
+) -> None:
+    # The dashboards' "Prometheus" variable lists data sources of the Prometheus type
+    assert amp_datasource["type"] == datasource["type"] == "prometheus"
+    assert amp_datasource["uid"] != datasource["uid"]
+    assert not amp_datasource["isDefault"]
+    assert amp_datasource["url"] == (
+        "https://aps-workspaces.${GRAFANA_AMP_REGION}.amazonaws.com"
+        "/workspaces/${GRAFANA_AMP_WORKSPACE_ID}"
+    )
+    data = amp_datasource["jsonData"]
+    assert (data["sigV4Auth"], data["sigV4AuthType"], data["sigV4Region"]) == (
+        True,
+        "keys",
+        "${GRAFANA_AMP_REGION}",
+    )
+    assert amp_datasource["secureJsonData"] == {
+        "sigV4AccessKey": "${GRAFANA_AMP_ACCESS_KEY_ID}",
+        "sigV4SecretKey": "${GRAFANA_AMP_SECRET_ACCESS_KEY}",
+    }
+    # The agents scrape as often as the stack's Prometheus: $__rate_interval is the same
+    assert data["timeInterval"] == datasource["jsonData"]["timeInterval"]
+
+
+def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """grafana/entrypoint.sh with a stand-in for Grafana that prints its provisioning."""
+    start = tmp_path / "run.sh"
+    start.write_text(
+        "#!/bin/sh\n"
+        'printf "%s|%s\\n" "${GF_PATHS_PROVISIONING:-}" "${GF_AUTH_SIGV4_AUTH_ENABLED:-}"\n'
+    )
+    start.chmod(0o755)
+    base = {
+        "PATH": os.environ["PATH"],
+        "GF_PATHS_DATA": str(tmp_path),
+        "GF_SECURITY_ADMIN_PASSWORD": "chosen",
+        "GRAFANA_START": str(start),
+        "GRAFANA_STACK_PROVISIONING": str(PROVISIONING),
+        "GRAFANA_OPTIONAL": str(AMP_FILE.parent),
+        "GRAFANA_PROVISIONING_DIR": str(tmp_path / "provisioning"),
+    }
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT)],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_without_a_workspace_grafana_gets_the_stacks_provisioning_only(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path)
+    assert (done.returncode, done.stdout) == (0, "|\n")
+    assert not (tmp_path / "provisioning").exists()
+
+
+def test_with_a_workspace_grafana_gets_the_amp_datasource_too(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, **AMP_ENV)
+    assert done.returncode == 0, done.stderr
+    combined = tmp_path / "provisioning"
+    assert done.stdout == f"{combined}|true\n"
+    found = sorted(p.relative_to(combined).as_posix() for p in combined.glob("*/*.y*ml"))
+    assert found == [
+        "dashboards/dashboards.yml",
+        "datasources/amp.yml",
+        "datasources/postgres.yml",
+        "datasources/prometheus.yml",
+    ]
+    assert (combined / "datasources" / "amp.yml").read_bytes() == AMP_FILE.read_bytes()
+
+
+@pytest.mark.parametrize("missing", sorted(set(AMP_ENV) - {"GRAFANA_AMP_WORKSPACE_ID"}))
+def test_a_workspace_without_its_region_or_keys_is_refused_by_name(
+    tmp_path: Path, missing: str
+) -> None:
+    env = {k: v for k, v in AMP_ENV.items() if k != missing}
+    done = run_entrypoint(tmp_path, **env)
+    assert done.returncode == 2
+    assert f"GRAFANA_AMP_WORKSPACE_ID is set but {missing} is not" in done.stderr

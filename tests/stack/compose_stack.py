@@ -2,12 +2,16 @@
 
 import csv
 import io
+import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,14 +28,17 @@ BUILD_WITHIN_S = 3600
 
 @dataclass(frozen=True)
 class Stack:
-    """A running mlapi + PostgreSQL + Prometheus of docker-compose.yml."""
+    """A running mlapi + PostgreSQL + Prometheus + Alertmanager of docker-compose.yml, with
+    the test's override file (tests/stack/conftest.py) on top."""
 
     compose: list[str]
     project: str
     env_file: Path
+    override: Path
     env: dict[str, str]
     api_url: str
     prometheus_url: str
+    alertmanager_url: str
     docker: Any
 
     def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -45,6 +52,8 @@ class Stack:
                 self.project,
                 "-f",
                 str(COMPOSE_FILE),
+                "-f",
+                str(self.override),
                 *args,
             ],
             capture_output=True,
@@ -121,12 +130,83 @@ def compose_command() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on at this moment."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at this moment: any, or one of STACK_TEST_PORTS
+    (FIRST-LAST) on a machine whose users share out the ports."""
+    span = os.environ.get("STACK_TEST_PORTS")
+    candidates = [0]
+    if span:
+        first, last = (int(part) for part in span.split("-"))
+        candidates = list(range(first, last + 1))
+    for candidate in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            port: int = probe.getsockname()[1]
+            if port not in _given:
+                _given.add(port)
+                return port
+    raise RuntimeError(f"no free port in STACK_TEST_PORTS={span}")
+
+
+_given: set[int] = set()
+
+
+class WebhookReceiver:
+    """An HTTP server that keeps every JSON body POSTed to it: Alertmanager's webhook."""
+
+    def __init__(self, host: str) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver.keep(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, free_port(host)), Handler)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def keep(self, body: dict[str, Any]) -> None:
+        """Record a body received, waking whoever waits for one."""
+        with self._changed:
+            self.bodies.append(body)
+            self._changed.notify_all()
+
+    def received(self) -> int:
+        """How many bodies have come so far: a mark for ``wait_for``'s ``since``."""
+        with self._changed:
+            return len(self.bodies)
+
+    def wait_for(
+        self, found: Callable[[dict[str, Any]], bool], within_s: float, what: str, since: int
+    ) -> dict[str, Any]:
+        """The first body received after the first ``since`` for which ``found`` holds,
+        waiting up to ``within_s``."""
+        deadline = time.monotonic() + within_s
+        with self._changed:
+            while True:
+                for body in self.bodies[since:]:
+                    if found(body):
+                        return body
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"no {what} within {within_s}s; received: {self.bodies}")
+                self._changed.wait(left)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def wait_healthy(stack: Stack, service: str) -> None:

@@ -1,5 +1,6 @@
-"""The stack under test: mlapi, PostgreSQL and Prometheus started from docker-compose.yml, torn
-down after.
+"""The stack under test: mlapi, PostgreSQL, Prometheus and Alertmanager started from
+docker-compose.yml and the test's override (stack_override.py), torn down after; Alertmanager
+sends to a webhook the test runs on the host.
 
 Needs a Docker engine and a compose command (`docker compose` or `docker-compose`). Without
 them the stack tests are skipped, except under CI=true, where they fail.
@@ -11,9 +12,13 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+import stack_override
+import yaml
 from compose_stack import (
     BUILD_WITHIN_S,
+    COMPOSE_FILE,
     Stack,
+    WebhookReceiver,
     compose_command,
     free_port,
     unavailable,
@@ -23,9 +28,23 @@ from compose_stack import (
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Build the API image, start mlapi, PostgreSQL and Prometheus, and remove everything
-    afterwards."""
+def webhook() -> Iterator[WebhookReceiver]:
+    """The receiver Alertmanager's ALERT_WEBHOOK_URL names: on the host, at the address of
+    Docker's default bridge, which containers reach as host.docker.internal (host-gateway)."""
+    try:
+        bridge = docker.from_env().networks.get("bridge")
+    except docker.errors.DockerException as exc:
+        unavailable(f"no Docker engine answers ({exc})")
+    (gateway,) = {c["Gateway"] for c in bridge.attrs["IPAM"]["Config"] if "Gateway" in c}
+    receiver = WebhookReceiver(gateway)
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) -> Iterator[Stack]:
+    """Build the API image, start mlapi, PostgreSQL, Prometheus and Alertmanager, and remove
+    everything afterwards."""
     try:
         client = docker.from_env()
         client.ping()
@@ -37,8 +56,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if compose is None:
         unavailable("neither `docker compose` nor `docker-compose` is installed")
     # An empty env file: a developer's .env must not change what is tested.
-    env_file = tmp_path_factory.mktemp("stack") / "empty.env"
+    directory = tmp_path_factory.mktemp("stack")
+    env_file = directory / "empty.env"
     env_file.touch()
+    override = stack_override.write(directory, yaml.safe_load(COMPOSE_FILE.read_text()))
     run_id = secrets.token_hex(4)
     env = {
         **os.environ,
@@ -50,6 +71,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "POSTGRES_GRAFANA_PASSWORD": f"{secrets.token_urlsafe(16)}'\" ;",
         "MLAPI_HOST_PORT": str(free_port()),
         "PROMETHEUS_HOST_PORT": str(free_port()),
+        "ALERTMANAGER_HOST_PORT": str(free_port()),
+        "ALERT_WEBHOOK_URL": f"http://{stack_override.HOST}:{webhook.port}/alerts",
         # Two workers whatever the machine, so /metrics sums over processes as in production.
         "MLAPI_WORKERS": "2",
         # The drift and accuracy job every 5 s, and drift from 50 predictions on, so that
@@ -59,11 +82,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     stack = Stack(
         compose=compose,
-        project=f"yieldstack{run_id}",
+        # STACK_TEST_PROJECT_PREFIX: on a machine whose users share out the project names.
+        project=f"{os.environ.get('STACK_TEST_PROJECT_PREFIX', 'yieldstack')}{run_id}",
         env_file=env_file,
+        override=override,
         env=env,
         api_url=f"http://127.0.0.1:{env['MLAPI_HOST_PORT']}",
         prometheus_url=f"http://127.0.0.1:{env['PROMETHEUS_HOST_PORT']}",
+        alertmanager_url=f"http://127.0.0.1:{env['ALERTMANAGER_HOST_PORT']}",
         docker=client,
     )
     try:
@@ -71,11 +97,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert built.returncode == 0, (
             f"image build failed:\n{built.stdout[-4000:]}{built.stderr[-4000:]}"
         )
-        # postgres starts first, as mlapi depends on it.
+        # postgres and alertmanager start first, as mlapi and prometheus depend on them.
         started = stack.run("up", "-d", "mlapi", "prometheus")
         assert started.returncode == 0, f"compose up failed:\n{started.stderr}"
         wait_healthy(stack, "postgres")
         wait_healthy(stack, "mlapi")
+        wait_healthy(stack, "alertmanager")
         wait_healthy(stack, "prometheus")
         wait_scraped(stack)
         yield stack

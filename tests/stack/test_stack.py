@@ -1,8 +1,9 @@
 """The stack, for real: predictions and their measured yields through the API, then every
 query of the "Yield model API" dashboard asked of the live Prometheus, each required to return
 data, and every SQL query of it run on the live PostgreSQL as Grafana's read-only role; the
-predictions and feedback on record in PostgreSQL; a shifted batch read as drift; the API killed
-and started again, losing nothing.
+predictions and feedback on record in PostgreSQL; a shifted batch read as drift, its alert
+delivered by Alertmanager to a webhook and resolved by a usual batch; the API killed and started
+again, losing nothing.
 
 The queries are read from the dashboard file, so a panel added there is tested here.
 """
@@ -21,20 +22,23 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
+import production_agent
 import pytest
 import yaml
-from compose_stack import SqlResult, Stack, psql, try_psql, wait_healthy
+from compose_stack import SqlResult, Stack, WebhookReceiver, psql, try_psql, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DASHBOARD = ROOT / "grafana" / "dashboards" / "yield-model-api.json"
 DATA_WITHIN_S = 300
+ALERT_WITHIN_S = 300
 RECORDS = 60
 # The shifted batch fills the drift window (MLAPI_DRIFT_WINDOW, 1000 by default) by itself.
 SHIFTED_RECORDS = 1000
-# Engineered features the generator's shifted variant moves (yield_model.datasets), and
-# total_hours, the sum of every step's duration, B4's among them.
+# Engineered features the generator's shifted variant moves (yield_model.datasets), and those
+# that follow: total_hours, the sum of every step's duration, B4's among them, and the clock
+# times of the steps after B4, which start later (yield_model.datasets.SHIFTED_CLOCKS).
 SHIFTED = {"A6", "B14", "B4_duration"}
-DERIVED = {"total_hours"}
+DERIVED = {"total_hours", "B5", "B7", "B9_start", "B10_start", "B11_start"}
 # The one series a working API cannot make non-zero on purpose: server errors.
 MAY_BE_ZERO = {"server errors (5xx)", "5xx ratio"}
 # Predicted yields are recorded in a histogram spanning 0.6-1.05; the usual range is 0.87-1.0
@@ -84,7 +88,12 @@ def rate_interval() -> str:
 def dashboard_queries() -> Iterator[tuple[str, str, str]]:
     """(where, legend, PromQL) of every target, variables replaced by this stack's values."""
     dashboard = json.loads(API_DASHBOARD.read_text(encoding="utf-8"))
-    values = {"__rate_interval": rate_interval(), "model_version": MODEL_VERSION}
+    # (the datasource variable names the data source to ask, not part of a query)
+    values = {
+        "__rate_interval": rate_interval(),
+        "model_version": MODEL_VERSION,
+        "datasource": "",
+    }
     names = {v["name"] for v in dashboard["templating"]["list"]}
     assert names <= set(values), f"no test value for dashboard variables {names - set(values)}"
     for panel in dashboard["panels"]:
@@ -251,10 +260,18 @@ def test_invalid_input_is_refused_with_a_client_error(stack: Stack) -> None:
 def test_prometheus_runs_every_alert_rule(stack: Stack) -> None:
     rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
     expected = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    answer = httpx.get(f"{stack.prometheus_url}/api/v1/rules", params={"type": "alert"})
-    loaded = [rule for group in answer.json()["data"]["groups"] for rule in group["rules"]]
+    # A rule's health is "unknown" until its group is first evaluated (evaluation_interval
+    # after Prometheus loads it): wait for that, not for the first scrape.
+    deadline = time.monotonic() + DATA_WITHIN_S
+    while True:
+        answer = httpx.get(f"{stack.prometheus_url}/api/v1/rules", params={"type": "alert"})
+        loaded = [rule for group in answer.json()["data"]["groups"] for rule in group["rules"]]
+        health = {rule["health"] for rule in loaded}
+        if "unknown" not in health or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert {rule["name"] for rule in loaded} == expected
-    assert {rule["health"] for rule in loaded} == {"ok"}
+    assert health == {"ok"}, [(r["name"], r["health"], r.get("lastError")) for r in loaded]
 
 
 def feedback(stack: Stack, items: list[tuple[str, float]]) -> list[dict[str, Any]]:
@@ -288,8 +305,13 @@ def send_traffic(stack: Stack, batch: Batch, recorded_errors: list[float]) -> No
 
 
 def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
-    """An instant query's result."""
-    answer = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": expr})
+    """An instant query's result, from the stack's Prometheus."""
+    return query_at(stack.prometheus_url, expr)
+
+
+def query_at(url: str, expr: str) -> list[dict[str, Any]]:
+    """An instant query's result, from the Prometheus at url."""
+    answer = httpx.get(f"{url}/api/v1/query", params={"query": expr})
     assert answer.status_code == 200, f"{expr}: {answer.text}"
     result: list[dict[str, Any]] = answer.json()["data"]["result"]
     return result
@@ -356,6 +378,95 @@ def test_a_shifted_batch_drifts_the_shifted_features_only(stack: Stack) -> None:
     others = {name: value for name, value in psi.items() if name not in SHIFTED | DERIVED}
     assert len(others) > 50
     assert max(others.values()) < PSI_WATCH, sorted(others.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_prometheus_sends_to_the_alertmanager_of_the_stack(stack: Stack) -> None:
+    answer = httpx.get(f"{stack.prometheus_url}/api/v1/alertmanagers")
+    active = [a["url"] for a in answer.json()["data"]["activeAlertmanagers"]]
+    assert active == ["http://alertmanager:9093/api/v2/alerts"]
+    # and Alertmanager runs the rendered routing, with the webhook from the environment
+    status = httpx.get(f"{stack.alertmanager_url}/api/v2/status").json()
+    config = yaml.safe_load(status["config"]["original"])
+    for receiver in config["receivers"]:
+        (webhook,) = receiver["webhook_configs"]
+        assert webhook["url"] == stack.env["ALERT_WEBHOOK_URL"]
+
+
+def drift_alerts(body: dict[str, Any], status: str) -> dict[str, dict[str, Any]]:
+    """The MlapiInputDrift alerts of a webhook body with this status, by feature."""
+    return {
+        alert["labels"]["feature"]: alert
+        for alert in body["alerts"]
+        if alert["labels"]["alertname"] == "MlapiInputDrift" and alert["status"] == status
+    }
+
+
+def test_a_drift_alert_reaches_the_webhook_and_then_its_resolution(
+    stack: Stack, webhook: WebhookReceiver
+) -> None:
+    rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
+    (rule,) = [
+        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "MlapiInputDrift"
+    ]
+    # Given a batch of the generator's shifted variant that fills the drift window
+    mark = webhook.received()
+    shifted = generated_batch(stack, SHIFTED_RECORDS, seed=7, shifted=True)
+    assert predict(stack, shifted.records).status_code == 200
+    # When the drift job, Prometheus' rules and Alertmanager's routing have had their turn
+    # (the earlier tests' small batches may have drifted other features before: their alerts
+    # resolve as the shifted batch fills the window)
+    body = webhook.wait_for(
+        lambda b: SHIFTED <= set(drift_alerts(b, "firing")) <= SHIFTED | DERIVED,
+        ALERT_WITHIN_S,
+        f"MlapiInputDrift firing for {sorted(SHIFTED)}",
+        since=mark,
+    )
+    # Then the alert arrives at the warning receiver, one per drifted feature, with the
+    # rule's labels and annotations
+    assert (body["receiver"], body["status"]) == ("warning", "firing")
+    assert body["groupLabels"] == {"alertname": "MlapiInputDrift", "model_version": MODEL_VERSION}
+    fired = drift_alerts(body, "firing")
+    for feature, alert in fired.items():
+        assert alert["labels"] == {
+            "alertname": "MlapiInputDrift",
+            "severity": "warning",
+            "model_version": MODEL_VERSION,
+            "feature": feature,
+        }
+        annotations = alert["annotations"]
+        assert re.fullmatch(
+            rf"Input {feature} of model {re.escape(MODEL_VERSION)} has drifted: PSI \d+\.\d\d",
+            annotations["summary"],
+        ), annotations["summary"]
+        assert annotations["description"] == rule["annotations"]["description"]
+        assert annotations["dashboard"] == (
+            f"/d/yield-model-api/yield-model-api?var-model_version={MODEL_VERSION}"
+        )
+    # while the production rule, loaded too, waits out its `for:`
+    answer = httpx.get(f"{stack.prometheus_url}/api/v1/rules", params={"type": "alert"})
+    states = {
+        (group["name"], r["name"]): r["state"]
+        for group in answer.json()["data"]["groups"]
+        for r in group["rules"]
+    }
+    assert states[("mlapi", "MlapiInputDrift")] == "pending"
+    # When a batch of the usual inputs takes the shifted one's place in the drift window
+    mark = webhook.received()
+    usual = generated_batch(stack, SHIFTED_RECORDS, seed=8)
+    assert predict(stack, usual.records).status_code == 200
+    # Then each alert's resolution arrives too
+    for feature in fired:
+        resolved = webhook.wait_for(
+            lambda b, feature=feature: feature in drift_alerts(b, "resolved"),
+            ALERT_WITHIN_S,
+            f"resolved MlapiInputDrift of {feature}",
+            since=mark,
+        )
+        assert resolved["receiver"] == "warning"
+        alert = drift_alerts(resolved, "resolved")[feature]
+        assert alert["labels"] == fired[feature]["labels"]
+        assert alert["startsAt"] == fired[feature]["startsAt"]
+        assert alert["endsAt"] > alert["startsAt"]
 
 
 def test_nothing_acknowledged_is_lost_when_the_api_is_killed(stack: Stack, batch: Batch) -> None:
@@ -497,6 +608,108 @@ def test_grafana_role_needs_its_password(stack: Stack) -> None:
     refused = try_psql(stack, "SELECT 1", user=GRAFANA_ROLE, password="not-the-password")
     assert refused.returncode != 0
     assert "password authentication failed" in refused.stderr
+
+
+def test_the_ecs_agent_remote_writes_what_every_api_dashboard_query_needs(
+    stack: Stack, batch: Batch, recorded_errors: list[float], tmp_path: Path
+) -> None:
+    # Given the ECS task's Prometheus agent (production_agent.py says what differs), scraping
+    # the API with Prometheus' key and writing into a Prometheus that only receives
+    binary = production_agent.prometheus_binary()
+    read = stack.container("prometheus").exec_run(
+        ["cat", "/var/lib/mlapi-metrics-key/prometheus.key"]
+    )
+    assert read.exit_code == 0, read.output.decode(errors="replace")
+    port = int(stack.env["MLAPI_HOST_PORT"])
+    with production_agent.running(binary, tmp_path, port, read.output.decode().strip()) as remote:
+        # When the API has traffic
+        queries = list(dashboard_queries())
+        empty: list[str] = []
+        deadline = time.monotonic() + DATA_WITHIN_S
+        while time.monotonic() < deadline:
+            send_traffic(stack, batch, recorded_errors)
+            time.sleep(5)
+            empty = [
+                where
+                for where, legend, expr in queries
+                if not has_data(query_at(remote.receiver_url, expr), legend in MAY_BE_ZERO)
+            ]
+            if not empty:
+                break
+        # Then every query of the dashboard has data in the receiver, the task's series apart
+        assert not empty, f"no remote-written data after {DATA_WITHIN_S}s for: {empty}"
+        (up,) = query_at(remote.receiver_url, "up")
+        assert up["metric"] == {
+            "job": "mlapi",
+            "instance": f"127.0.0.1:{port}",
+            "task": "stack-test-task",
+            "__name__": "up",
+        }
+        assert up["value"][1] == "1"
+        # and the alert rules, as the workspace runs them, evaluate on it
+        answer = httpx.get(f"{remote.receiver_url}/api/v1/rules")
+        rules = [rule for group in answer.json()["data"]["groups"] for rule in group["rules"]]
+        assert rules
+        assert {rule["health"] for rule in rules} == {"ok"}
+
+
+def test_mlapi_down_pages_and_holds_back_the_alerts_it_explains(
+    stack: Stack, webhook: WebhookReceiver
+) -> None:
+    # Given the API stopped
+    mark = webhook.received()
+    stopped = stack.run("stop", "mlapi")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        # Then MlapiDown reaches the critical receiver
+        down = webhook.wait_for(
+            lambda b: any(
+                a["labels"]["alertname"] == "MlapiDown" and a["status"] == "firing"
+                for a in b["alerts"]
+            ),
+            ALERT_WITHIN_S,
+            "MlapiDown firing",
+            since=mark,
+        )
+        assert down["receiver"] == "critical"
+        (alert,) = down["alerts"]
+        assert (alert["labels"]["severity"], alert["labels"]["job"]) == ("critical", "mlapi")
+        assert alert["annotations"]["dashboard"] == "/d/yield-model-api/yield-model-api"
+        # When, while it lasts, an alert it explains comes (posted as Prometheus posts one:
+        # a failed scrape makes the API's own series stale, so none is left firing here)
+        now = datetime.now(UTC)
+        explained = {"alertname": "MlapiHighErrorRatio", "severity": "critical"}
+        posted = httpx.post(
+            f"{stack.alertmanager_url}/api/v2/alerts",
+            json=[
+                {
+                    "labels": explained,
+                    "annotations": {"summary": "held back"},
+                    "startsAt": now.isoformat(),
+                    "endsAt": (now + timedelta(minutes=5)).isoformat(),
+                }
+            ],
+        )
+        assert posted.status_code == 200, posted.text
+        # Then Alertmanager holds it back, and sends it to no one
+        held = httpx.get(
+            f"{stack.alertmanager_url}/api/v2/alerts",
+            params={"filter": 'alertname="MlapiHighErrorRatio"'},
+        ).json()
+        assert [(a["labels"], a["status"]["state"]) for a in held] == [(explained, "suppressed")]
+        assert held[0]["status"]["inhibitedBy"]
+        # (well past the test's group wait and interval, stack_override.TEST_TIMING)
+        time.sleep(15)
+        assert not [
+            a
+            for b in webhook.bodies[mark:]
+            for a in b["alerts"]
+            if a["labels"]["alertname"] == "MlapiHighErrorRatio"
+        ]
+    finally:
+        started = stack.run("start", "mlapi")
+        assert started.returncode == 0, started.stderr
+        wait_healthy(stack, "mlapi")
 
 
 # Last: it stops the API.
