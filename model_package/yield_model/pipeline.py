@@ -135,9 +135,15 @@ def build_pipeline(config: TrainingConfig | None = None) -> Pipeline:
     return Pipeline(steps)
 
 
+def engineered_steps(pipeline: Pipeline) -> Pipeline:
+    """The parsing and step-duration steps of a pipeline (the same objects, fitted or not):
+    the features the card's drift references describe. The guard is left out: drift should
+    see an impossible value as it arrived, which the model treats as missing."""
+    return Pipeline([(name, pipeline.named_steps[name]) for name in ("parse", "durations")])
+
+
 def engineered_frame(pipeline: Pipeline, X: pd.DataFrame) -> pd.DataFrame:
-    """The features after parsing and step durations, by name: what the card's drift
-    references describe. Values as they arrived, before the guard: drift should see an
-    impossible value, which the model treats as missing."""
-    steps = Pipeline([(name, pipeline.named_steps[name]) for name in ("parse", "durations")])
+    """The features after parsing and step durations of a fitted pipeline, by name (before
+    near-constant columns are dropped)."""
+    steps = engineered_steps(pipeline)
     return pd.DataFrame(steps.transform(X), columns=steps.get_feature_names_out(), index=X.index)
