@@ -118,7 +118,7 @@ def test_every_guarded_input_has_an_out_of_range_series_from_the_start(
     assert "B14" in guarded
     series = scrape().series("mlapi_inputs_out_of_range_total")
     assert {s["feature"] for s in series} == guarded
-    assert {s["model_version"] for s in series} == {"0.1.0"}
+    assert {s["model_version"] for s in series} == {MODEL_VERSION}
 
 
 def test_values_outside_the_training_range_are_counted_and_named(
