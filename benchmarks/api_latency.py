@@ -161,7 +161,12 @@ def _steps(records: list[dict[str, Any]]) -> dict[str, float]:
         "validate the body (package)": lambda: validate_request(body),
         "model.predict_json (package, validation included)": lambda: model.predict_json(body),
         "metrics": lambda: metrics.record_prediction(
-            "bench", result.predictions, 0.01, result.absent, result.unparseable
+            "bench",
+            result.predictions,
+            0.01,
+            absent=result.absent,
+            unparseable=result.unparseable,
+            out_of_range=result.out_of_range,
         ),
         "build + serialise response": lambda: prediction_results(result, ids),
     }

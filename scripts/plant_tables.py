@@ -20,7 +20,7 @@ import pandas as pd
 
 from yield_model.columns import FEATURE_COLUMNS, NUMERIC_COLUMNS, PROCESS_ORDER, TIME_RANGE_COLUMNS
 from yield_model.data import load_dataset
-from yield_model.pipeline import build_pipeline
+from yield_model.pipeline import build_pipeline, engineered_steps
 
 #: Steps whose gap (or, for A20, duration) moves together between two ways of running a batch.
 SCHEDULE_STEPS = ("A20_duration", "A9_gap", "A20_gap", "A26_gap", "A28_gap", "B7_gap", "B10_gap")
@@ -61,7 +61,7 @@ class Tables:
 def engineered(path: Path) -> pd.DataFrame:
     """The training file's engineered features, as the drift references see them."""
     frame = load_dataset(path).frame[list(FEATURE_COLUMNS)]
-    steps = build_pipeline()[:2].fit(frame)
+    steps = engineered_steps(build_pipeline()).fit(frame)
     return pd.DataFrame(steps.transform(frame), columns=steps.get_feature_names_out())
 
 

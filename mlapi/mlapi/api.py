@@ -108,7 +108,12 @@ def _predict(
     log.record(ids, result, time.time())
     metrics.record_log_write(time.perf_counter() - started)
     metrics.record_prediction(
-        result.model_version, result.predictions, model_seconds, result.absent, result.unparseable
+        result.model_version,
+        result.predictions,
+        model_seconds,
+        absent=result.absent,
+        unparseable=result.unparseable,
+        out_of_range=result.out_of_range,
     )
     values = None
     if settings.log_record_values:

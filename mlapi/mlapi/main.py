@@ -51,7 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     model = await run_in_threadpool(load_model, settings.model_path, settings.model_sha256)
     log, failure = await _open_log(settings, settings.prediction_log_pool_size)
-    metrics.announce_model(model.name, model.version, __version__)
+    guarded = [name for name, r in model.card.input_ranges.items() if r.highest is not None]
+    metrics.announce_model(model.name, model.version, __version__, guarded)
     metrics.announce_mae_alert_threshold(settings.mae_alert_threshold)
     # Created here: a limiter belongs to the event loop that serves the requests.
     limiter = anyio.CapacityLimiter(settings.predict_threads)

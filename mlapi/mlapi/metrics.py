@@ -85,6 +85,14 @@ INPUTS_MISSING = Counter(
     "Input values treated as missing: absent (null or not sent) or unparseable.",
     ["model_version", "feature", "reason"],
 )
+# The model treats such a value as missing too, but it is no gap in the data feed: a typo, a
+# unit mix-up or a sensor fault, which the record's warnings name.
+INPUTS_OUT_OF_RANGE = Counter(
+    "mlapi_inputs_out_of_range_total",
+    "Input values far outside the model's training range (the model card's input_ranges), "
+    "treated as missing.",
+    ["model_version", "feature"],
+)
 # Info metrics are not supported across processes; a gauge at 1 whose value every worker
 # writes, aggregated by max, gives one series however many workers there are.
 MODEL_INFO = Gauge(
@@ -194,8 +202,11 @@ def record_auth_failure(reason: str) -> None:
     AUTH_FAILURES.labels(reason).inc()
 
 
-def announce_model(model_name: str, model_version: str, api_version: str) -> None:
-    """Publish the model info and start every model series at zero.
+def announce_model(
+    model_name: str, model_version: str, api_version: str, guarded: Iterable[str] = ()
+) -> None:
+    """Publish the model info and start every model series at zero; ``guarded`` names the
+    inputs whose out-of-range values the model counts.
 
     Series that exist from the start read 0 rather than "no data" in dashboards and alerts.
     """
@@ -207,6 +218,8 @@ def announce_model(model_name: str, model_version: str, api_version: str) -> Non
     for feature in FEATURE_COLUMNS:
         for reason in MISSING_REASONS:
             INPUTS_MISSING.labels(model_version, feature, reason)
+    for feature in guarded:
+        INPUTS_OUT_OF_RANGE.labels(model_version, feature)
     FEEDBACK.labels(model_version)
     ABSOLUTE_ERROR.labels(model_version)
     SQUARED_ERROR.labels(model_version)
@@ -223,10 +236,13 @@ def record_prediction(
     model_version: str,
     predictions: Sequence[float],
     inference_seconds: float,
+    *,
     absent: Mapping[str, int],
     unparseable: Mapping[str, int],
+    out_of_range: Mapping[str, int],
 ) -> None:
-    """Count one prediction request: its records, model time, yields and missing inputs."""
+    """Count one prediction request: its records, model time, yields, missing inputs and
+    inputs outside the training range."""
     PREDICTIONS.labels(model_version).inc(len(predictions))
     INFERENCE_SECONDS.labels(model_version).observe(inference_seconds)
     RECORDS_PER_REQUEST.labels(model_version).observe(len(predictions))
@@ -240,6 +256,9 @@ def record_prediction(
         for feature, count in counts.items():
             if count:
                 INPUTS_MISSING.labels(model_version, feature, reason).inc(count)
+    for feature, count in out_of_range.items():
+        if count:
+            INPUTS_OUT_OF_RANGE.labels(model_version, feature).inc(count)
 
 
 def record_feedback(outcomes: Iterable[FeedbackOutcome]) -> None:

@@ -110,6 +110,41 @@ def test_every_missing_input_series_exists_from_the_start(scrape: Callable[[], S
     assert {s["reason"] for s in series} == {"absent", "unparseable"}
 
 
+def test_every_guarded_input_has_an_out_of_range_series_from_the_start(
+    client: TestClient, scrape: Callable[[], Scrape]
+) -> None:
+    ranges = client.get("/api/v1/model").json()["input_ranges"]
+    guarded = {name for name, r in ranges.items() if r["highest"] is not None}
+    assert "B14" in guarded
+    series = scrape().series("mlapi_inputs_out_of_range_total")
+    assert {s["feature"] for s in series} == guarded
+    assert {s["model_version"] for s in series} == {MODEL_VERSION}
+
+
+def test_values_outside_the_training_range_are_counted_and_named(
+    client: TestClient, scrape: Callable[[], Scrape], record: dict[str, Any]
+) -> None:
+    # Given three records, two with the plant's typo B14 = 785 and one also with A6 = 1e6
+    B14 = client.get("/api/v1/model").json()["input_ranges"]["B14"]
+    records = [{**record, "B14": 785}, {**record, "B14": 785, "A6": 1e6}, record]
+    before = scrape()
+    # When
+    response = client.post("/api/v1/predict", json={"inputs": records})
+    after = scrape()
+    # Then each is counted once, under its feature, and named in its record's warnings
+    assert response.status_code == 200
+    for feature, count in (("B14", 2), ("A6", 1), ("A5", 0)):
+        name, labels = "mlapi_inputs_out_of_range_total", {**V, "feature": feature}
+        assert after.value(name, **labels) - before.value(name, **labels) == count
+    warnings = [p["warnings"] for p in response.json()["predictions"]]
+    low, high = (f"{B14[k]:.10g}" for k in ("minimum", "maximum"))
+    typo = f"B14: 785 is outside the training range {low}-{high}, treated as missing"
+    assert warnings[0] == [typo]
+    assert warnings[1][0].startswith("A6: 1000000 is outside the training range ")
+    assert warnings[1][1] == typo
+    assert warnings[2] == []
+
+
 def test_accuracy_series_exist_from_the_start_and_the_threshold_is_the_setting(
     scrape: Callable[[], Scrape],
 ) -> None:
@@ -132,7 +167,14 @@ def test_predicted_yields_land_in_their_buckets_and_non_finite_ones_nowhere(
     non_finite = [math.nan, math.inf, -math.inf]
     try:
         # When they are recorded as one request's predictions
-        metrics.record_prediction(version["model_version"], values + non_finite, 0.01, {}, {})
+        metrics.record_prediction(
+            version["model_version"],
+            values + non_finite,
+            0.01,
+            absent={},
+            unparseable={},
+            out_of_range={},
+        )
         after = scrape()
         # Then /metrics counts each finite one in every bucket whose bound it does not exceed
         for bound in metrics.YIELD_BUCKETS:

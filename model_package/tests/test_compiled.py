@@ -1,6 +1,7 @@
 """The compiled steps: the same numbers as scikit-learn's steps, bit for bit, or not used."""
 
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -77,12 +78,72 @@ def test_batches_on_either_side_of_the_compiled_limit_predict_alike(
     assert np.asarray(got).view(np.int64).tolist() == expected.view(np.int64).tolist()
 
 
+@pytest.mark.parametrize(
+    ("regressor", "amount_ratio"), [("gbr", True), ("et", False), ("rf", True)]
+)
+def test_each_kind_of_tree_ensemble_compiles_bit_for_bit(
+    trained_model: TrainedModel, train_csv: Path, regressor: str, amount_ratio: bool
+) -> None:
+    frame, y = _training_frame(train_csv)
+    config = TrainingConfig(regressor=regressor, amount_ratio=amount_ratio)  # type: ignore[arg-type]
+    pipeline = build_pipeline(config).fit(frame, y)
+    model = TrainedModel(pipeline, trained_model.card)
+    assert model.engine == "compiled"
+    parsed = pipeline[0].transform(frame)
+    parsed[np.random.default_rng(5).random(parsed.shape) < 0.2] = np.nan
+    tail = compiled.compile_tail(pipeline[1:])
+    assert tail is not None
+    assert (
+        tail(parsed).view(np.int64).tolist() == pipeline[1:].predict(parsed).view(np.int64).tolist()
+    )
+
+
+def test_the_average_is_scikit_learns_for_one_row_and_for_many(
+    trained_model: TrainedModel,
+) -> None:
+    # The packaged kind: a vote of boosting and extremely randomised trees.
+    vote = trained_model.pipeline[-1][-1]
+    assert [type(e).__name__ for e in vote.estimators_] == [
+        "GradientBoostingRegressor",
+        "ExtraTreesRegressor",
+    ]
+    tail = compiled.compile_tail(trained_model.pipeline[1:])
+    assert tail is not None
+    rows = compiled._probe_rows(trained_model.pipeline[1:], _n_parsed(trained_model))
+    expected = trained_model.pipeline[1:].predict(rows)
+    assert tail(rows).view(np.int64).tolist() == expected.view(np.int64).tolist()
+    for row in range(0, len(rows), 61):
+        assert tail(rows[row : row + 1]).view(np.int64)[0] == expected.view(np.int64)[row]
+
+
+def test_forests_on_several_jobs_and_weighted_votes_are_not_compiled(
+    trained_model: TrainedModel,
+) -> None:
+    # Threads add a forest's trees in the order they finish; a weighted vote is not built.
+    steps = trained_model.pipeline[1:]
+    vote = steps[-1][-1]
+    parallel = clone_fitted(steps)
+    parallel[-1][-1].estimators_[1].set_params(n_jobs=2)
+    assert compiled.compile_tail(parallel) is None
+    weighted = clone_fitted(steps)
+    weighted[-1][-1].set_params(weights=[0.4, 0.6])
+    assert compiled.compile_tail(weighted) is None
+    assert vote.estimators_[1].n_jobs == 1
+
+
+def clone_fitted(steps: object) -> object:
+    """A deep copy of fitted steps, to change a parameter without touching the model."""
+    return pickle.loads(pickle.dumps(steps))
+
+
 def test_other_regressors_predict_with_scikit_learn_alone(
     trained_model: TrainedModel, train_csv: Path
 ) -> None:
     frame, y = _training_frame(train_csv)
     pipeline = build_pipeline(TrainingConfig(regressor="ridge")).fit(frame, y)
     assert compiled.compile_tail(pipeline[1:]) is None
+    encoded = build_pipeline(TrainingConfig(target_encoding=True)).fit(frame, y)
+    assert compiled.compile_tail(encoded[1:]) is None
     model = TrainedModel(pipeline, trained_model.card)
     assert model.engine == "scikit-learn"
     rows = frame.head(3).to_dict("records")

@@ -12,10 +12,23 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from yield_model.columns import FEATURE_COLUMNS, TIME_POINT_COLUMNS, TIME_RANGE_COLUMNS
 from yield_model.data import load_dataset
 from yield_model.datasets import QUIRKS
-from yield_model.features import DropNearConstant, ProcessLogParser, StepDurations
+from yield_model.features import (
+    AmountRatio,
+    DropNearConstant,
+    ProcessLogParser,
+    StepDurations,
+    step_duration_names,
+)
 
 
-@parametrize_with_checks([ProcessLogParser(), StepDurations(), DropNearConstant()])  # type: ignore[misc]
+@parametrize_with_checks(  # type: ignore[misc]
+    [
+        ProcessLogParser(),
+        StepDurations(),
+        AmountRatio(numerator="x0", denominators=("x0",)),
+        DropNearConstant(),
+    ]
+)
 def test_sklearn_estimator_contract(estimator, check) -> None:  # type: ignore[no-untyped-def]
     check(estimator)
 
@@ -172,3 +185,28 @@ def test_a_parser_given_its_columns_reads_frames_by_name_and_arrays_in_order(
         parser.transform(rows.drop(columns=["A5", "B14"]))
     with pytest.raises(ValueError, match="X has 41 features, but ProcessLogParser is expecting 42"):
         parser.transform(cells[:, 1:])
+
+
+def test_the_amount_ratio_is_what_came_out_per_what_went_in() -> None:
+    columns = ["B14", "A1", "A3", "other"]
+    ratio = AmountRatio(numerator="B14", denominators=("A1", "A3"), columns=columns)
+    X = np.array(
+        [[400.0, 300.0, 100.0, 1.0], [400.0, 300.0, np.nan, 1.0], [np.nan, 300.0, 100.0, 1.0],
+         [400.0, 0.0, np.nan, 1.0], [400.0, -300.0, 100.0, 1.0]]
+    )  # fmt: skip
+    out = ratio.fit(X).transform(X)
+    # A missing material counts as none; no ratio without a product or a positive total.
+    assert np.array_equal(out[:, :4], X, equal_nan=True)
+    assert out[:2, 4].tolist() == [1.0, 400.0 / 300.0]
+    assert np.isnan(out[2:, 4]).all()
+    assert list(ratio.get_feature_names_out()) == [*columns, "B14_per_A1_A3"]
+    with pytest.raises(ValueError, match="ratio columns not in the input: B15"):
+        AmountRatio(numerator="B15", denominators=("A1",), columns=columns).fit(X)
+
+
+def test_duration_names_are_known_before_fitting() -> None:
+    columns = ["A5", "A20_start", "A20_duration", "B14"]
+    durations = StepDurations(stamps=["A5", "A20"], columns=columns).fit(np.zeros((1, 4)))
+    expected = list(durations.get_feature_names_out())
+    assert step_duration_names(columns, ["A5", "A20"]) == expected
+    assert expected[-2:] == ["A20_gap", "total_hours"]

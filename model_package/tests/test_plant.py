@@ -16,7 +16,7 @@ from yield_model.columns import FEATURE_COLUMNS
 from yield_model.config import TrainingConfig
 from yield_model.data import load_dataset
 from yield_model.drift import PREDICTED_YIELD, PSI_ACT, PSI_WATCH, drift_scores, window_drift
-from yield_model.pipeline import build_pipeline
+from yield_model.pipeline import build_pipeline, engineered_steps
 from yield_model.predict import TrainedModel
 
 SCRIPT = Path(__file__).parents[2] / "scripts/plant_tables.py"
@@ -25,7 +25,7 @@ SCRIPT = Path(__file__).parents[2] / "scripts/plant_tables.py"
 def engineered(path: Path) -> pd.DataFrame:
     """A file's engineered features, as the drift references describe them."""
     frame = load_dataset(path).frame[list(FEATURE_COLUMNS)]
-    steps = build_pipeline()[:2].fit(frame)
+    steps = engineered_steps(build_pipeline()).fit(frame)
     return pd.DataFrame(steps.transform(frame), columns=steps.get_feature_names_out())
 
 

@@ -36,13 +36,17 @@ def _bits(values: Any) -> list[int]:
 def _assert_same_as_pipeline(model: TrainedModel, records: list[dict[str, Any]]) -> None:
     frame = records_to_frame(validate_records(records))
     expected = model.pipeline.predict(frame)
-    _, report = model.pipeline[0].transform_with_report(frame)
+    parsed, report = model.pipeline[0].transform_with_report(frame)
+    # The parser's warnings, then the guard's about values outside the training ranges.
+    ranges = model.pipeline.named_steps["guard"].report(parsed)
+    warnings = [[*p, *g] for p, g in zip(report.warnings, ranges.warnings, strict=True)]
     body = json.dumps({"inputs": records}).encode()
     for result in (model.predict(records), model.predict_json(body)):
         assert _bits(result.predictions) == _bits(expected)
-        assert result.warnings == report.warnings
+        assert result.warnings == warnings
         assert result.absent == report.absent
         assert result.unparseable == report.unparseable
+        assert result.out_of_range == ranges.out_of_range
 
 
 @pytest.mark.parametrize("which", ["train", "test"])

@@ -26,23 +26,24 @@ from yield_model.train import main, train
 
 def test_same_data_and_seed_give_identical_predictions(train_csv: Path) -> None:
     dataset = load_dataset(train_csv)
-    first, card1 = train(dataset, TrainingConfig())
-    second, card2 = train(dataset, TrainingConfig())
+    # Cross-validation is left out: test_cross_validation_is_in_the_card covers it.
+    first, card1 = train(dataset, TrainingConfig(cv_folds=None))
+    second, card2 = train(dataset, TrainingConfig(cv_folds=None))
     X = dataset.frame[list(FEATURE_COLUMNS)]
     assert np.array_equal(first.predict(X), second.predict(X))
     assert card1.metrics == card2.metrics
-    other, _ = train(dataset, TrainingConfig(seed=7))
+    other, _ = train(dataset, TrainingConfig(seed=7, cv_folds=None))
     assert not np.array_equal(first.predict(X), other.predict(X))
 
 
 def test_yield_filter_drops_only_implausible_training_rows(train_csv: Path) -> None:
     dataset = load_dataset(train_csv)
     y = dataset.frame[TARGET_COLUMN]
-    _, card = train(dataset, TrainingConfig(min_yield=0.87))
+    _, card = train(dataset, TrainingConfig(min_yield=0.87, cv_folds=None))
     assert card.data.rows_read == len(y) == 1396
     assert card.data.rows_dropped_by_yield_filter == int((y <= 0.87).sum()) > 0
     assert card.data.rows_used_for_training == int((y > 0.87).sum())
-    _, kept_all = train(dataset, TrainingConfig(min_yield=None))
+    _, kept_all = train(dataset, TrainingConfig(min_yield=None, cv_folds=None))
     assert kept_all.data.rows_dropped_by_yield_filter == 0
 
 
@@ -60,7 +61,16 @@ def test_model_card_describes_the_model(trained_model: TrainedModel, train_csv: 
     assert card.name == "yield-model"
     assert card.data.sha256 == hashlib.sha256(train_csv.read_bytes()).hexdigest()
     assert card.data.encoding == "gb18030"
-    assert card.regressor == "GradientBoostingRegressor"
+    assert card.regressor == "VotingRegressor(GradientBoostingRegressor, ExtraTreesRegressor)"
+    assert card.regressor_params["gbr__learning_rate"] == 0.05
+    assert card.regressor_params["et__min_samples_leaf"] == 3
+    cv = card.cross_validation
+    assert cv is not None
+    assert card.description.startswith(
+        "Predicts a batch's yield with the average of gradient boosting"
+    )
+    assert f"5-fold CV half-MSE on {card.data.source}: {cv.half_mse_mean:.7f}" in card.description
+    assert card.description.endswith("treated as missing and named in the prediction's warnings.")
     m = card.metrics
     assert m.half_mse == pytest.approx(m.mse / 2)
     assert m.rows == card.data.holdout_rows == math.ceil(1396 * 0.2)
@@ -69,12 +79,32 @@ def test_model_card_describes_the_model(trained_model: TrainedModel, train_csv: 
         if _status(column, raw) != "ok":  # 24:00 and numeric outliers are legal values
             quality = card.input_quality
             assert quality.unparseable[column] + quality.repaired[column] >= 1, (column, raw)
-    for name in [*card.model_features, PREDICTED_YIELD]:
+    # Drift is watched on the inputs as parsed and the step durations, which the model's
+    # features are (near-constant ones dropped) but for the amount ratio derived from them.
+    ratio = "B14_per_A1_A3_A4_A19_B1_B12"
+    assert card.model_features[-1] == ratio
+    assert set(card.model_features) - set(card.reference) == {ratio}
+    for name in [*card.model_features[:-1], PREDICTED_YIELD]:
         ref = card.reference[name]
         if ref.proportions:
             assert sum(ref.proportions) == pytest.approx(1.0)
             assert len(ref.proportions) == len(ref.edges) + 1
             assert ref.edges == sorted(ref.edges)
+
+
+def test_cross_validation_is_in_the_card(trained_model: TrainedModel, train_csv: Path) -> None:
+    cv = trained_model.card.cross_validation
+    assert cv is not None
+    assert (cv.folds, cv.seed, len(cv.fold_half_mse)) == (5, 42, 5)
+    assert cv.half_mse_mean == pytest.approx(float(np.mean(cv.fold_half_mse)), rel=1e-12)
+    assert cv.half_mse_sd == pytest.approx(float(np.std(cv.fold_half_mse, ddof=1)), rel=1e-12)
+    y = load_dataset(train_csv).frame[TARGET_COLUMN].to_numpy(float)
+    assert cv.scored_rows == int((y > 0.87).sum())
+    # Failed batches are in the every-row score and not in the scored one: far worse there.
+    assert cv.all_rows_half_mse_mean > cv.half_mse_mean
+    # Within the noise, as the holdout: the generator's noise is the floor.
+    noise_half_mse = datasets.NOISE_SD**2 / 2
+    assert 0.6 * noise_half_mse <= cv.half_mse_mean <= 1.6 * noise_half_mse
 
 
 def test_accuracy_on_generated_test_data_is_within_the_noise(
@@ -117,12 +147,16 @@ def test_generated_test_file_scores_against_its_answers(
     assert half_mse <= noise_half_mse + 0.35 * (baseline - noise_half_mse)
 
 
-def test_cli_trains_and_saves_into_a_folder(train_csv: Path, tmp_path: Path) -> None:
+def test_cli_trains_and_saves_into_a_folder(
+    train_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--data", str(train_csv), "--output-dir", str(tmp_path)]) == 0
     card = json.loads((tmp_path / card_file_name()).read_text())
     model = tmp_path / model_file_name()
     assert card["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert card["version"] == __version__
+    assert card["cross_validation"]["folds"] == 5
+    assert "5-fold CV half-MSE" in capsys.readouterr().out
 
 
 def test_cli_reports_bad_data_without_a_traceback(

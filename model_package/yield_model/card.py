@@ -22,6 +22,34 @@ class HoldoutMetrics(BaseModel):
     )
 
 
+class CrossValidation(BaseModel):
+    """K-fold cross-validation on the training file: the half-MSE of each fold, each fold
+    predicted by a pipeline fitted on the others' rows that pass the yield filter, and
+    scored on its own rows that pass it (``yield_model.evaluation``)."""
+
+    folds: int
+    seed: int = Field(description="seed of the shuffled split")
+    fold_half_mse: list[float]
+    half_mse_mean: float
+    half_mse_sd: float = Field(description="sample standard deviation over the folds")
+    all_rows_half_mse_mean: float = Field(
+        description="mean over the folds of the half-MSE on every row, failed batches included"
+    )
+    scored_rows: int = Field(description="rows that pass the yield filter, over all folds")
+
+
+class InputRange(BaseModel):
+    """A numeric input's training range, and the values the model accepts: beyond
+    ``lowest``..``highest`` (the range widened by ``TrainingConfig.range_widening`` of its
+    width on each side) a value is treated as missing and named in the warnings. None: the
+    column had a single training value, so no range to widen, and is not guarded."""
+
+    minimum: float
+    maximum: float
+    lowest: float | None
+    highest: float | None
+
+
 class DataSummary(BaseModel):
     """The training data: where it came from, its sha256 and what was kept."""
 
@@ -62,6 +90,10 @@ class ModelCard(BaseModel):
 
     name: str
     version: str
+    description: str = Field(
+        default="",
+        description="what the model is, how good it is and what it refuses to believe",
+    )
     trained_at: datetime
     sklearn_version: str
     python_version: str
@@ -70,10 +102,16 @@ class ModelCard(BaseModel):
     training_config: dict[str, Any]
     data: DataSummary
     metrics: HoldoutMetrics
+    cross_validation: CrossValidation | None = Field(
+        default=None, description="k-fold CV on the training file; None if not run"
+    )
     input_features: list[str]
     model_features: list[str]
     input_quality: InputQuality
     reference: dict[str, FeatureReference]
+    input_ranges: dict[str, InputRange] = Field(
+        default_factory=dict, description="the training range of each guarded input"
+    )
     model_sha256: str | None = Field(
         default=None, description="sha256 of the saved pipeline file, checked at load"
     )

@@ -1,9 +1,10 @@
 """Feature engineering: scikit-learn transformers from raw process-log cells to numbers.
 
 ``ProcessLogParser`` turns every raw cell into numbers (time points into hours, ranges into
-start and duration), ``StepDurations`` adds the time each process step took, and
-``DropNearConstant`` removes columns that carry no information. Each follows the estimator
-contract: ``__init__`` only stores its arguments, learned state ends in ``_``.
+start and duration), ``StepDurations`` adds the time each process step took, ``AmountRatio``
+the amount that came out per amount put in, and ``DropNearConstant`` removes columns that
+carry no information. Each follows the estimator contract: ``__init__`` only stores its
+arguments, learned state ends in ``_``.
 """
 
 from collections.abc import Callable, Sequence
@@ -55,7 +56,7 @@ class ParseReport:
     repaired: dict[str, int] = field(default_factory=dict)
 
 
-def _column_names(
+def column_names(
     estimator: BaseEstimator, n_features: int, input_features: Any = None
 ) -> list[str]:
     names = input_features
@@ -134,7 +135,7 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             if len(self.columns) != n_features:
                 raise ValueError(f"{len(self.columns)} columns named, the input has {n_features}")
             return [str(c) for c in self.columns]
-        return _column_names(self, n_features)
+        return column_names(self, n_features)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -218,6 +219,33 @@ class ProcessLogParser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(self.feature_names_out_, dtype=object)
 
 
+Plan = list[tuple[str, int, int | None]]
+
+
+def _stamp_plan(stamps: Sequence[str] | None, names: Sequence[str]) -> Plan:
+    """Per stamp in process order: its name, its start column and its duration column
+    (None for a time point)."""
+    index = {n: i for i, n in enumerate(names)}
+    plan: Plan = []
+    for stamp in stamps if stamps is not None else names:
+        if f"{stamp}_start" in index and f"{stamp}_duration" in index:
+            plan.append((stamp, index[f"{stamp}_start"], index[f"{stamp}_duration"]))
+        elif stamp in index:
+            plan.append((stamp, index[stamp], None))
+        else:
+            raise ValueError(f"stamp column {stamp!r} is not in the input")
+    return plan
+
+
+def _duration_names(names: Sequence[str], plan: Plan) -> list[str]:
+    return [*names, *(f"{stamp}_gap" for stamp, _, _ in plan[1:]), "total_hours"]
+
+
+def step_duration_names(columns: Sequence[str], stamps: Sequence[str] | None) -> list[str]:
+    """The output columns of ``StepDurations(stamps, columns)``, known before it is fitted."""
+    return _duration_names(columns, _stamp_plan(stamps, columns))
+
+
 class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Add the hours between consecutive time stamps of the process, and the total.
 
@@ -248,21 +276,11 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                     f"columns names {len(self.columns)} columns but the input has {n_features}"
                 )
             return list(self.columns)
-        return _column_names(self, n_features)
+        return column_names(self, n_features)
 
     def fit(self, X: Any, y: Any = None) -> "StepDurations":
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=True)
-        names = self._input_names(X.shape[1])
-        index = {n: i for i, n in enumerate(names)}
-        plan: list[tuple[str, int, int | None]] = []
-        for stamp in self.stamps if self.stamps is not None else names:
-            if f"{stamp}_start" in index and f"{stamp}_duration" in index:
-                plan.append((stamp, index[f"{stamp}_start"], index[f"{stamp}_duration"]))
-            elif stamp in index:
-                plan.append((stamp, index[stamp], None))
-            else:
-                raise ValueError(f"stamp column {stamp!r} is not in the input")
-        self.plan_ = plan
+        self.plan_ = _stamp_plan(self.stamps, self._input_names(X.shape[1]))
         return self
 
     def transform(self, X: Any) -> FloatArray:
@@ -306,12 +324,84 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """Input names, then ``<stamp>_gap`` per stamp after the first, then ``total_hours``."""
         check_is_fitted(self, "plan_")
         names = (
-            _column_names(self, self.n_features_in_, input_features)
+            column_names(self, self.n_features_in_, input_features)
             if input_features is not None
             else self._input_names(self.n_features_in_)
         )
-        gaps = [f"{stamp}_gap" for stamp, _, _ in self.plan_[1:]]
-        return np.asarray([*names, *gaps, "total_hours"], dtype=object)
+        return np.asarray(_duration_names(names, self.plan_), dtype=object)
+
+
+class AmountRatio(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Append the ratio of one amount to the sum of others: what came out per what went in.
+
+    ``numerator`` and ``denominators`` name input columns; a missing denominator counts as
+    nothing added, and the ratio is missing when the numerator is or the sum is not
+    positive. The output column is ``<numerator>_per_<denominators joined by _>``.
+    ``columns`` names the input columns when the input carries no names.
+    """
+
+    def __init__(
+        self,
+        numerator: str = "",
+        denominators: Sequence[str] = (),
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        self.numerator = numerator
+        self.denominators = denominators
+        self.columns = columns
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _input_names(self, n_features: int) -> list[str]:
+        if self.columns is not None and getattr(self, "feature_names_in_", None) is None:
+            if len(self.columns) != n_features:
+                raise ValueError(
+                    f"columns names {len(self.columns)} columns but the input has {n_features}"
+                )
+            return [str(c) for c in self.columns]
+        return column_names(self, n_features)
+
+    def fit(self, X: Any, y: Any = None) -> "AmountRatio":
+        X = validate_data(self, X, ensure_all_finite="allow-nan", reset=True)
+        names = self._input_names(X.shape[1])
+        wanted = [self.numerator, *self.denominators]
+        unknown = [n for n in wanted if n not in names]
+        if unknown or not self.denominators:
+            raise ValueError(
+                f"ratio columns not in the input: {', '.join(map(str, unknown))}"
+                if unknown
+                else "denominators names no column"
+            )
+        self.numerator_ = names.index(self.numerator)
+        self.denominators_ = np.asarray([names.index(d) for d in self.denominators], np.intp)
+        return self
+
+    def add_ratio(self, X: FloatArray) -> FloatArray:
+        """``transform`` for a float array of the fitted width, which it does not check."""
+        total = np.add.accumulate(np.nan_to_num(X[:, self.denominators_]), axis=1)[:, -1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(total > 0, X[:, self.numerator_] / total, np.nan)
+        return np.hstack([X, ratio[:, None]])
+
+    def transform(self, X: Any) -> FloatArray:
+        """The input with the ratio appended as its last column."""
+        check_is_fitted(self, "numerator_")
+        X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False)
+        return self.add_ratio(np.asarray(X, dtype=np.float64))
+
+    def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
+        """Input names, then the ratio's."""
+        check_is_fitted(self, "numerator_")
+        names = (
+            column_names(self, self.n_features_in_, input_features)
+            if input_features is not None
+            else self._input_names(self.n_features_in_)
+        )
+        ratio = "_".join([f"{self.numerator}_per", *map(str, self.denominators)])
+        return np.asarray([*names, ratio], dtype=object)
 
 
 class DropNearConstant(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -345,5 +435,5 @@ class DropNearConstant(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """Names of the kept columns."""
         check_is_fitted(self, "keep_")
-        names = _column_names(self, self.n_features_in_, input_features)
+        names = column_names(self, self.n_features_in_, input_features)
         return np.asarray(names, dtype=object)[self.keep_]

@@ -3,7 +3,7 @@
 import functools
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from yield_model.columns import FEATURE_COLUMNS
 from yield_model.compiled import verified_tail
 from yield_model.config import MODEL_NAME
 from yield_model.errors import ModelLoadError
+from yield_model.guard import OutOfRangeGuard
 from yield_model.persistence import default_model_path, load_pipeline
 from yield_model.schemas import Record, validate_records, validate_request
 
@@ -29,7 +30,9 @@ class PredictionResult:
     ``records`` are the records as validated, ``cells`` their feature values (a row a
     record, columns in the published order) and ``sample_ids`` their ids as text;
     ``absent`` and ``unparseable`` count, per input column, the values that were missing
-    and those that could not be read (treated as missing too).
+    and those that could not be read (treated as missing too); ``out_of_range``, per guarded
+    column, the values far outside the training range (treated as missing too, each named
+    in its record's warnings after what parsing had to say).
     """
 
     model_version: str
@@ -40,9 +43,11 @@ class PredictionResult:
     warnings: list[list[str]]
     absent: dict[str, int]
     unparseable: dict[str, int]
+    out_of_range: dict[str, int] = field(default_factory=dict)
 
 
-#: Up to this many records, the compiled steps predict (beyond it scikit-learn's are faster).
+#: Up to this many records, the compiled steps predict; beyond it scikit-learn's, which gain
+#: on them as batches grow (the crossovers measured are in benchmarks/README.md).
 COMPILED_MAX_ROWS = 200
 
 _FEATURES = operator.attrgetter(*FEATURE_COLUMNS)
@@ -77,6 +82,8 @@ class TrainedModel:
         # Parsing once, outside the pipeline, yields both the features and the warnings.
         self._parser = pipeline[0]
         self._rest = pipeline[1:]
+        # The guard's verdicts go into the warnings; the steps after parsing apply it.
+        self._guard: OutOfRangeGuard | None = pipeline.named_steps.get("guard")
         # The same steps as array operations, used for small batches where they are faster.
         self._compiled = verified_tail(self._rest, len(self._parser.get_feature_names_out()))
         self.engine = "compiled" if self._compiled is not None else "scikit-learn"
@@ -108,6 +115,14 @@ class TrainedModel:
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             cells = records_to_cells(records)
             parsed, report = self._parser.parse(cells)
+            warnings, out_of_range = report.warnings, {}
+            if self._guard is not None:
+                ranges = self._guard.report(parsed)
+                out_of_range = ranges.out_of_range
+                warnings = [
+                    [*parsing, *guarded]
+                    for parsing, guarded in zip(warnings, ranges.warnings, strict=True)
+                ]
             if self._compiled is not None and len(records) <= COMPILED_MAX_ROWS:
                 predictions = self._compiled(parsed)
             else:
@@ -118,9 +133,10 @@ class TrainedModel:
             cells=cells,
             sample_ids=[None if r.sample_id is None else str(r.sample_id) for r in records],
             predictions=predictions.tolist(),
-            warnings=report.warnings,
+            warnings=warnings,
             absent=report.absent,
             unparseable=report.unparseable,
+            out_of_range=out_of_range,
         )
 
 

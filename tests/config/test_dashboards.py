@@ -29,6 +29,7 @@ POSTGRES_TYPE = "grafana-postgresql-datasource"
 API_COUNTERS = {
     "mlapi_predictions_total",
     "mlapi_inputs_missing_total",
+    "mlapi_inputs_out_of_range_total",
     "mlapi_feedback_total",
     "mlapi_feedback_rejected_total",
     "http_requests_total",
@@ -548,6 +549,7 @@ def alert_thresholds(root: Path) -> dict[str, set[float]]:
         ("Mean predicted yield", "MlapiPredictedYieldOutOfRange"),
         ("Input drift (PSI), 15 worst features", "MlapiInputDrift"),
         ("Input drift over time, 5 worst features", "MlapiInputDrift"),
+        ("Inputs outside the training range", "MlapiInputsOutOfRange"),
     ],
 )
 def test_panel_thresholds_are_the_alert_thresholds(

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 # One alert per failure the issues name: API down, error ratio, p95 latency, no predictions,
-# predicted yield out of its usual range; the model's error from feedback, input drift.
+# predicted yield out of its usual range; the model's error from feedback, input drift,
+# inputs outside the training range.
 EXPECTED_ALERTS = {
     "MlapiDown",
     "MlapiHighErrorRatio",
@@ -18,6 +19,7 @@ EXPECTED_ALERTS = {
     "MlapiPredictedYieldOutOfRange",
     "MlapiHighMAE",
     "MlapiInputDrift",
+    "MlapiInputsOutOfRange",
 }
 
 
