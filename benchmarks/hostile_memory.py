@@ -13,9 +13,7 @@ import argparse
 import os
 import platform
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,8 +24,8 @@ from pathlib import Path
 
 import httpx
 import orjson
-import portpicker
 from peers.run import write_section
+from serving import serving
 
 from yield_model.columns import FEATURE_COLUMNS
 from yield_model.schemas import EXAMPLE_RECORD
@@ -194,49 +192,25 @@ def _fresh_worker(client: httpx.Client, master: int) -> int:
 
 def run() -> tuple[list[Measured], float]:
     """Start the server, send every body; the results and the worker's RSS after warm-up."""
-    work = Path(tempfile.mkdtemp(prefix="bounded-bench-"))
-    port = portpicker.pick_unused_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLAPI_", "PROMETHEUS_"))}
-    env = base | {
-        "MLAPI_HOST": "127.0.0.1",
-        "MLAPI_PORT": str(port),
+    settings = {
         "MLAPI_WORKERS": "1",
-        "MLAPI_MULTIPROC_DIR": str(work / "metrics"),
-        "MLAPI_PREDICTION_LOG_URL": f"sqlite://{work / 'predictions.db'}",
-        "MLAPI_LOG_LEVEL": "warning",
         # A key is checked before the body is read: without keys every body reaches the
         # limits, the case where the memory is spent (a caller who holds a key).
         "MLAPI_AUTH": "disabled",
     }
-    url = f"http://127.0.0.1:{port}"
-    with (work / "server.log").open("w") as out:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlapi-serve"))], env=env, stdout=out, stderr=out
-        )
-    try:
-        with httpx.Client(base_url=url, timeout=300) as client:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if client.get("/api/v1/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mlapi-serve did not become healthy")
-                time.sleep(0.2)
-            results, warm = [], 0.0
-            for name, path, build, copies in BODIES:
-                body = build()
-                # Each body to a fresh worker: one that had grown its heap for an earlier
-                # body would serve the next from memory it already holds.
-                pid = _fresh_worker(client, server.pid)
-                warm = max(warm, _status_kb(pid, "VmRSS") / 1e3)
-                results.append(_measure(client, pid, name, path, body, copies=copies))
-                del body
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    with (
+        serving(settings, "bounded-bench-") as server,
+        httpx.Client(base_url=server.url, timeout=300) as client,
+    ):
+        results, warm = [], 0.0
+        for name, path, build, copies in BODIES:
+            body = build()
+            # Each body to a fresh worker: one that had grown its heap for an earlier
+            # body would serve the next from memory it already holds.
+            pid = _fresh_worker(client, server.process.pid)
+            warm = max(warm, _status_kb(pid, "VmRSS") / 1e3)
+            results.append(_measure(client, pid, name, path, body, copies=copies))
+            del body
     return results, warm
 
 

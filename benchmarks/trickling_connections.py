@@ -18,19 +18,16 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import orjson
-import portpicker
 from peers.run import write_section
+from serving import serving
 
 from mlapi.keys import key_line
 from yield_model.schemas import EXAMPLE_RECORD
@@ -136,36 +133,11 @@ class Trickle:
 
 def run(connections: int, probes: int, workers: str | None) -> tuple[list[Probes], int]:
     """Probes before and while the connections are held; and how many stayed open."""
-    work = Path(tempfile.mkdtemp(prefix="trickling-bench-"))
-    (work / "keys").write_text(f"{KEY}\n", encoding="utf-8")
-    port = portpicker.pick_unused_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLAPI_", "PROMETHEUS_"))}
-    env = base | {
-        "MLAPI_HOST": "127.0.0.1",
-        "MLAPI_PORT": str(port),
-        "MLAPI_MULTIPROC_DIR": str(work / "metrics"),
-        "MLAPI_PREDICTION_LOG_URL": f"sqlite://{work / 'predictions.db'}",
-        "MLAPI_LOG_LEVEL": "warning",
-        "MLAPI_API_KEYS": key_line(KEY, ("predict",), "trickling-benchmark"),
-    }
+    settings = {"MLAPI_API_KEYS": key_line(KEY, ("predict",), "trickling-benchmark")}
     if workers:
-        env["MLAPI_WORKERS"] = workers
-    url = f"http://127.0.0.1:{port}"
-    with (work / "server.log").open("w") as out:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlapi-serve"))], env=env, stdout=out, stderr=out
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlapi-serve did not become healthy")
-            time.sleep(0.2)
+        settings["MLAPI_WORKERS"] = workers
+    with serving(settings, "trickling-bench-") as server:
+        port = server.port
         results = _probes(port, 0, probes)
         trickle = Trickle(port, connections)
         try:
@@ -174,9 +146,6 @@ def run(connections: int, probes: int, workers: str | None) -> tuple[list[Probes
             alive = trickle.still_open()
         finally:
             trickle.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     return results, alive
 
 
