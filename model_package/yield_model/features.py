@@ -65,6 +65,27 @@ def column_names(
     return [str(n) for n in names] if names is not None else [f"x{i}" for i in range(n_features)]
 
 
+class NamedColumnsMixin:
+    """For a transformer of float columns that may be missing (NaN), whose ``columns``
+    argument names its inputs when the input carries no names of its own."""
+
+    columns: Sequence[str] | None
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _input_names(self, n_features: int) -> list[str]:
+        if self.columns is not None and getattr(self, "feature_names_in_", None) is None:
+            if len(self.columns) != n_features:
+                raise ValueError(
+                    f"columns names {len(self.columns)} columns but the input has {n_features}"
+                )
+            return [str(c) for c in self.columns]
+        return column_names(self, n_features)
+
+
 def parsed_column_names(columns: Sequence[str], time_ranges: Sequence[str]) -> list[str]:
     """The parser's output columns for these inputs: each range becomes a start and a duration."""
     ranges = set(time_ranges)
@@ -246,7 +267,7 @@ def step_duration_names(columns: Sequence[str], stamps: Sequence[str] | None) ->
     return _duration_names(columns, _stamp_plan(stamps, columns))
 
 
-class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class StepDurations(NamedColumnsMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Add the hours between consecutive time stamps of the process, and the total.
 
     ``stamps`` lists, in process order, columns that hold a clock time in hours; a stamp
@@ -263,20 +284,6 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     ) -> None:
         self.stamps = stamps
         self.columns = columns
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-    def _input_names(self, n_features: int) -> list[str]:
-        if self.columns is not None and getattr(self, "feature_names_in_", None) is None:
-            if len(self.columns) != n_features:
-                raise ValueError(
-                    f"columns names {len(self.columns)} columns but the input has {n_features}"
-                )
-            return list(self.columns)
-        return column_names(self, n_features)
 
     def fit(self, X: Any, y: Any = None) -> "StepDurations":
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=True)
@@ -331,7 +338,7 @@ class StepDurations(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(_duration_names(names, self.plan_), dtype=object)
 
 
-class AmountRatio(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class AmountRatio(NamedColumnsMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Append the ratio of one amount to the sum of others: what came out per what went in.
 
     ``numerator`` and ``denominators`` name input columns; a missing denominator counts as
@@ -349,20 +356,6 @@ class AmountRatio(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.numerator = numerator
         self.denominators = denominators
         self.columns = columns
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-    def _input_names(self, n_features: int) -> list[str]:
-        if self.columns is not None and getattr(self, "feature_names_in_", None) is None:
-            if len(self.columns) != n_features:
-                raise ValueError(
-                    f"columns names {len(self.columns)} columns but the input has {n_features}"
-                )
-            return [str(c) for c in self.columns]
-        return column_names(self, n_features)
 
     def fit(self, X: Any, y: Any = None) -> "AmountRatio":
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=True)

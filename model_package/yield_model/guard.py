@@ -16,7 +16,7 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from yield_model.features import FloatArray, column_names
+from yield_model.features import FloatArray, NamedColumnsMixin, column_names
 
 
 @dataclass
@@ -37,7 +37,7 @@ def describe_range(minimum: float, maximum: float) -> str:
     return f"{_number(minimum)}{separator}{_number(maximum)}"
 
 
-class OutOfRangeGuard(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class OutOfRangeGuard(NamedColumnsMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Treat values far outside a column's training range as missing.
 
     ``features`` names the guarded columns (by default every column); ``columns`` names the
@@ -58,20 +58,6 @@ class OutOfRangeGuard(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.features = features
         self.columns = columns
         self.widen = widen
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-    def _input_names(self, n_features: int) -> list[str]:
-        if self.columns is not None and getattr(self, "feature_names_in_", None) is None:
-            if len(self.columns) != n_features:
-                raise ValueError(
-                    f"columns names {len(self.columns)} columns but the input has {n_features}"
-                )
-            return [str(c) for c in self.columns]
-        return column_names(self, n_features)
 
     def fit(self, X: Any, y: Any = None) -> "OutOfRangeGuard":
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=True)
