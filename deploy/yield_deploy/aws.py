@@ -1,5 +1,6 @@
 """The AWS clients of one region, and the look-ups several commands share."""
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,3 +99,17 @@ def active_service(aws: Aws, settings: Settings) -> dict[str, Any] | None:
             described: dict[str, Any] = service
             return described
     return None
+
+
+def ensure_ecs_role(aws: "Aws", name: str, description: str, changes: list[str]) -> Any:
+    """The IAM role ``name``, which ECS tasks may assume, created if it is missing."""
+    try:
+        return aws.iam.get_role(RoleName=name)["Role"]
+    except ClientError as error:
+        if error_code(error) != "NoSuchEntity":
+            raise
+    role = aws.iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST), Description=description
+    )["Role"]
+    changes.append(f"IAM role {name}")
+    return role

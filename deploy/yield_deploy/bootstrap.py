@@ -9,9 +9,9 @@ from botocore.exceptions import ClientError
 from yield_deploy import api_keys, monitoring, taskdef
 from yield_deploy.autoscaling import ensure_autoscaling
 from yield_deploy.aws import (
-    ECS_TASKS_TRUST,
     Aws,
     active_service,
+    ensure_ecs_role,
     error_code,
     image_exists,
     repository_uri,
@@ -153,17 +153,8 @@ def ensure_execution_role(aws: Aws, settings: Settings, changes: list[str]) -> s
     """The role ECS pulls the image and writes the logs with; its ARN."""
     name = settings.execution_role
     policy_arn = f"arn:{aws.partition}:iam::aws:{EXECUTION_POLICY}"
-    try:
-        role = aws.iam.get_role(RoleName=name)["Role"]
-    except ClientError as error:
-        if error_code(error) != "NoSuchEntity":
-            raise
-        role = aws.iam.create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST),
-            Description=f"ECS pulls the image of {settings.service} and writes its logs",
-        )["Role"]
-        changes.append(f"IAM role {name}")
+    description = f"ECS pulls the image of {settings.service} and writes its logs"
+    role = ensure_ecs_role(aws, name, description, changes)
     attached = aws.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
     if policy_arn not in {policy["PolicyArn"] for policy in attached}:
         aws.iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import ClientError
 
-from yield_deploy.aws import ECS_TASKS_TRUST, Aws, error_code
+from yield_deploy.aws import Aws, ensure_ecs_role, error_code
 from yield_deploy.errors import NotBootstrappedError, SettingsError
 from yield_deploy.settings import Settings
 
@@ -186,17 +186,8 @@ def write_policy(workspace: Workspace) -> dict[str, Any]:
 def ensure_task_role(aws: Aws, settings: Settings, workspace: Workspace, changes: list[str]) -> str:
     """The role the task's containers run with: the agent writes metrics with it; its ARN."""
     name = settings.task_role
-    try:
-        role = aws.iam.get_role(RoleName=name)["Role"]
-    except ClientError as error:
-        if error_code(error) != "NoSuchEntity":
-            raise
-        role = aws.iam.create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST),
-            Description=f"The tasks of {settings.service}: write metrics to AMP",
-        )["Role"]
-        changes.append(f"IAM role {name}")
+    description = f"The tasks of {settings.service}: write metrics to AMP"
+    role = ensure_ecs_role(aws, name, description, changes)
     wanted = write_policy(workspace)
     try:
         document = aws.iam.get_role_policy(RoleName=name, PolicyName=WRITE_POLICY)["PolicyDocument"]
