@@ -285,8 +285,9 @@ def feedback(stack: Stack, items: list[tuple[str, float]]) -> list[dict[str, Any
 
 
 def send_traffic(stack: Stack, batch: Batch, recorded_errors: list[float]) -> None:
-    """Predictions of several sizes, one unreadable value and one invalid request; then the
-    true yields of the largest, one id the API never gave and one second value."""
+    """Predictions of several sizes, one unreadable value, one out of the training range and one
+    invalid request; then the true yields of the largest, one id the API never gave and one
+    second value."""
     for size in (1, 7, 20):
         answer = predict(stack, batch.records[:size])
         assert answer.status_code == 200
@@ -294,6 +295,10 @@ def send_traffic(stack: Stack, batch: Batch, recorded_errors: list[float]) -> No
     unread = predict(stack, [unreadable])
     assert unread.status_code == 200, unread.text
     assert unread.json()["predictions"][0]["warnings"]
+    # and a typo far outside what the model was trained on, which its guard treats as missing
+    typo = predict(stack, [{**batch.records[0], "B14": 5000}])
+    assert typo.status_code == 200, typo.text
+    assert any("outside the training range" in w for w in typo.json()["predictions"][0]["warnings"])
     assert predict(stack, [{"A1": True}]).status_code == 422
     predictions = answer.json()["predictions"]
     items = [(p["prediction_id"], batch.yields[p["sample_id"]]) for p in predictions]
