@@ -113,3 +113,21 @@ def ensure_ecs_role(aws: "Aws", name: str, description: str, changes: list[str])
     )["Role"]
     changes.append(f"IAM role {name}")
     return role
+
+
+def ensure_role_policy(
+    aws: "Aws", role: str, policy: str, wanted: dict[str, Any], changes: list[str], *, change: str
+) -> None:
+    """Give ``role`` the inline ``policy`` document ``wanted`` unless it has exactly that one;
+    ``change`` is what the put is reported as."""
+    try:
+        document = aws.iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+    except ClientError as error:
+        if error_code(error) != "NoSuchEntity":
+            raise
+        document = None
+    # boto3 gives the stored document decoded; moto, as text.
+    current = json.loads(document) if isinstance(document, str) else document
+    if current != wanted:
+        aws.iam.put_role_policy(RoleName=role, PolicyName=policy, PolicyDocument=json.dumps(wanted))
+        changes.append(change)

@@ -1,12 +1,11 @@
 """The prediction log's database on ECS: the secret holding its URL, and who may read it."""
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from yield_deploy.aws import Aws, error_code
+from yield_deploy.aws import Aws, ensure_role_policy, error_code
 from yield_deploy.errors import SettingsError
 from yield_deploy.settings import Settings
 
@@ -124,18 +123,11 @@ def ensure_secret_access(
     what: str = "PredictionLogUrl",
 ) -> None:
     """Give the execution role the read policy unless it already has exactly that one."""
-    wanted = read_policy(settings, secret, what)
     role = settings.execution_role
-    try:
-        document = aws.iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
-    except ClientError as error:
-        if error_code(error) != "NoSuchEntity":
-            raise
-        document = None
-    current = json.loads(document) if isinstance(document, str) else document
-    if current != wanted:
-        aws.iam.put_role_policy(RoleName=role, PolicyName=policy, PolicyDocument=json.dumps(wanted))
-        changes.append(f"IAM role {role}: may read secret {secret.arn}")
+    wanted = read_policy(settings, secret, what)
+    ensure_role_policy(
+        aws, role, policy, wanted, changes, change=f"IAM role {role}: may read secret {secret.arn}"
+    )
 
 
 def container_secrets(settings: Settings) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import ClientError
 
-from yield_deploy.aws import Aws, ensure_ecs_role, error_code
+from yield_deploy.aws import Aws, ensure_ecs_role, ensure_role_policy, error_code
 from yield_deploy.errors import NotBootstrappedError, SettingsError
 from yield_deploy.settings import Settings
 
@@ -188,19 +188,14 @@ def ensure_task_role(aws: Aws, settings: Settings, workspace: Workspace, changes
     name = settings.task_role
     description = f"The tasks of {settings.service}: write metrics to AMP"
     role = ensure_ecs_role(aws, name, description, changes)
-    wanted = write_policy(workspace)
-    try:
-        document = aws.iam.get_role_policy(RoleName=name, PolicyName=WRITE_POLICY)["PolicyDocument"]
-    except ClientError as error:
-        if error_code(error) != "NoSuchEntity":
-            raise
-        document = None
-    current = json.loads(document) if isinstance(document, str) else document
-    if current != wanted:
-        aws.iam.put_role_policy(
-            RoleName=name, PolicyName=WRITE_POLICY, PolicyDocument=json.dumps(wanted)
-        )
-        changes.append(f"IAM role {name}: may remote-write to {workspace.arn}")
+    ensure_role_policy(
+        aws,
+        name,
+        WRITE_POLICY,
+        write_policy(workspace),
+        changes,
+        change=f"IAM role {name}: may remote-write to {workspace.arn}",
+    )
     return str(role["Arn"])
 
 
