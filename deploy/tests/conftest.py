@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import docker
 import pytest
+from model_wheels import ModelWheels, build_model_wheels
 from moto.server import ThreadedMotoServer
 
 from yield_deploy.aws import Aws, connect
@@ -129,6 +130,12 @@ def metrics_key_secret(moto_endpoint: str) -> str:
     return str(created["ARN"])
 
 
+@pytest.fixture(scope="session")
+def model_wheels(tmp_path_factory: pytest.TempPathFactory) -> ModelWheels:
+    """Model wheels of the repository's version, trained from a file and on generated data."""
+    return build_model_wheels(tmp_path_factory.mktemp("model-wheels"))
+
+
 @pytest.fixture
 def settings(
     moto_endpoint: str,
@@ -136,6 +143,8 @@ def settings(
     database_secret: str,
     api_keys_secret: str,
     metrics_key_secret: str,
+    *,
+    model_wheels: ModelWheels,
 ) -> Settings:
     """Settings of a deployment into moto that decides quickly, with names no other test uses.
 
@@ -152,6 +161,7 @@ def settings(
         subnets=",".join(network.subnets),
         security_groups=network.security_group,
         image_tag=TAG,
+        model_wheel=model_wheels.from_file,
         desired_count=2,
         min_count=2,
         max_count=5,
