@@ -14,6 +14,7 @@ import docker
 import pytest
 from model_wheels import ModelWheels, build_model_wheels
 from moto.server import ThreadedMotoServer
+from package_index import Index, running_index
 
 from yield_deploy.aws import Aws, connect
 from yield_deploy.settings import Settings, get_settings
@@ -134,6 +135,13 @@ def metrics_key_secret(moto_endpoint: str) -> str:
 def model_wheels(tmp_path_factory: pytest.TempPathFactory) -> ModelWheels:
     """Model wheels of the repository's version, trained from a file and on generated data."""
     return build_model_wheels(tmp_path_factory.mktemp("model-wheels"))
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[Index]:
+    """A private index: pypiserver on loopback, every action behind a password, no fallback."""
+    with running_index(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture

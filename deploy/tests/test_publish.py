@@ -1,26 +1,19 @@
 """publish against a real pypiserver with twine, and pip installing from it."""
 
-import base64
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
-import time
 import venv
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import portpicker
 import pytest
-import requests
 from model_wheels import VERSION, ModelWheels
+from package_index import PASSWORD, USER, Index
+from ports import free_port
 
 from yield_deploy.errors import PublishError, SettingsError
 from yield_deploy.publish import publish
-
-USER, PASSWORD = "release", "index-secret-7"
 
 
 @pytest.fixture(scope="module")
@@ -28,57 +21,6 @@ def model_wheel(model_wheels: ModelWheels) -> Path:
     """The model package's wheel, trained from a data file: what a release publishes."""
     assert model_wheels.from_file.name == f"yield_model-{VERSION}-py3-none-any.whl"
     return model_wheels.from_file
-
-
-@dataclass(frozen=True)
-class Index:
-    """A running pypiserver: where to upload, where pip reads, where the files land."""
-
-    upload_url: str
-    simple_url: str
-    packages: Path
-
-    @property
-    def simple_url_with_password(self) -> str:
-        """The simple API with the credentials in it, as pip takes them."""
-        return self.simple_url.replace("http://", f"http://{USER}:{PASSWORD}@")
-
-
-@pytest.fixture
-def index(tmp_path: Path) -> Iterator[Index]:
-    """A private index: pypiserver on loopback, every action behind a password, no fallback."""
-    packages = tmp_path / "packages"
-    packages.mkdir()
-    # {SHA} is one of the htpasswd schemes pypiserver checks (through passlib).
-    digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
-    (tmp_path / "htpasswd").write_text(f"{USER}:{{SHA}}{digest}\n")
-    port = portpicker.pick_unused_port()
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "pypiserver", "run",
-            "--host", "127.0.0.1", "--port", str(port),
-            "--authenticate", "update,download,list",
-            "--passwords", str(tmp_path / "htpasswd"),
-            "--disable-fallback",
-            str(packages),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if requests.get(f"{base}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("pypiserver did not start")
-        yield Index(base + "/", base + "/simple/", packages)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture
@@ -187,7 +129,7 @@ def test_a_wrong_password_fails_without_showing_it(
 @pytest.mark.usefixtures("credentials")
 def test_a_failed_upload_is_an_error(model_wheel: Path, index: Index) -> None:
     """Given an upload URL nothing answers, when publishing, then PublishError, twine's words."""
-    nowhere = f"http://127.0.0.1:{portpicker.pick_unused_port()}/"
+    nowhere = f"http://127.0.0.1:{free_port()}/"
 
     with pytest.raises(
         PublishError, match=f"(?s)twine upload to {nowhere} failed:\n.*Connection refused"

@@ -89,7 +89,9 @@ def read_model_wheel(path: Path) -> ModelWheel:
         raise ModelWheelError(
             f"{path.name}: its card is of version {card.get('version')}, not {version}"
         )
-    data = card.get("data") if isinstance(card.get("data"), dict) else {}
+    data = card.get("data")
+    if not isinstance(data, dict):
+        data = {}
     origin = data.get("origin")
     return ModelWheel(
         path=path,
