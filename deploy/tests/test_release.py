@@ -15,6 +15,7 @@ keeps image manifests but no registry: the manifest the registry holds is record
 ECR with put_image, which is what lets bootstrap and deploy see the pushed image.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -126,6 +127,16 @@ def registry(tmp_path: Path) -> Iterator[str]:
         yield host
 
 
+@pytest.fixture
+def image_tags(docker_client: docker.DockerClient) -> Iterator[list[str]]:
+    """Image tags the test makes, removed afterwards whether it passed or not."""
+    tags: list[str] = []
+    yield tags
+    for tag in tags:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(tag, force=True)
+
+
 def _published_wheel(index: Index, work: Path) -> Path:
     """The model wheel as pip would download it from the index."""
     auth = (USER, PASSWORD)
@@ -176,6 +187,7 @@ def test_the_release_deploys_the_published_model(
     *,
     registry: str,
     docker_client: docker.DockerClient,
+    image_tags: list[str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Given the release's services, when the release jobs run, then the task definition names
@@ -184,6 +196,8 @@ def test_the_release_deploys_the_published_model(
     repo = _copy_of_the_repository(tmp_path / "repo")
     commit = secrets.token_hex(20)
     image = f"mlapi:{commit}"
+    pushed_as = [f"{registry}/{settings.repository}:{tag}" for tag in (VERSION, commit)]
+    image_tags += [image, *pushed_as]
     # The CircleCI context: the training data in S3, the index, AWS (moto) and its names
     s3 = client("s3", moto_endpoint)
     bucket = f"plant-data-{secrets.token_hex(3)}"
@@ -235,22 +249,8 @@ def test_the_release_deploys_the_published_model(
     built_id = docker_client.images.get(image).id
     pushed = release.tool("push", image, "--tag", VERSION, "--tag", commit)
     aws = connect(settings)
-    repository = f"{registry}/{settings.repository}"
     login = ecr_login(aws)
-    manifest = requests.get(
-        f"http://{repository.replace('/', '/v2/', 1)}/manifests/{VERSION}",
-        auth=(login.username, login.password),
-        headers={"Accept": MANIFEST_TYPES},
-        timeout=30,
-    )
-    manifest.raise_for_status()
-    for tag in (VERSION, commit):
-        aws.ecr.put_image(
-            repositoryName=settings.repository,
-            imageManifest=manifest.text,
-            imageManifestMediaType=manifest.headers["Content-Type"],
-            imageTag=tag,
-        )
+    digest = _record_in_moto_ecr(aws, settings, registry, (VERSION, commit))
     release.tool("bootstrap", "--image-tag", VERSION, "--model-wheel", WHEEL)
     deployed = release.tool("deploy", "--image-tag", VERSION, "--model-wheel", WHEEL)
 
@@ -263,61 +263,78 @@ def test_the_release_deploys_the_published_model(
     environment = {e["name"]: e["value"] for e in container["environment"]}
     named = container["image"]
     assert named == f"{aws_image(aws, settings)}:{VERSION}"
-    assert (
-        f"pushed {settings.repository}:{VERSION} {manifest.headers['Docker-Content-Digest']}"
-        in (pushed)
-    )
-    # the image that reference names, pulled back from the registry (the local copy gone)
-    for tag in docker_client.images.get(image).tags:
-        docker_client.images.remove(tag)
-    pulled = docker_client.images.pull(
-        repository, tag=named.rsplit(":", 1)[1], auth_config=login.auth_config()
-    )
+    assert f"pushed {settings.repository}:{VERSION} {digest}" in pushed
+    # the image that reference names, pulled back from the registry (the test's local tags
+    # gone): only the registry's host differs from ECR's
+    for made in image_tags:
+        docker_client.images.remove(made)
+    path, _, tag = named.partition("/")[2].rpartition(":")
+    repository = f"{registry}/{path}"
+    pulled = docker_client.images.pull(repository, tag=tag, auth_config=login.auth_config())
     assert pulled.id == built_id
-    reference = f"{repository}:{VERSION}"
+    reference = f"{repository}:{tag}"
+    model_path = docker_client.containers.run(
+        reference,
+        ["python", "-c", "from yield_model.persistence import *; print(default_model_path())"],
+        remove=True,
+    )
+    in_image = _file_in_image(docker_client, reference, model_path.decode().strip())
+    published = _published_wheel(index, tmp_path)
+    card = json.loads(
+        zipfile.ZipFile(published).read(
+            f"yield_model/trained_models/yield_model_v{VERSION}.card.json"
+        )
+    )
+    # its model is the published wheel's, which the task definition tells the API to expect
+    assert published.read_bytes() == (repo / WHEEL).read_bytes()
+    assert sha256_hex(in_image) == model_sha256_of(published) == card["model_sha256"]
+    assert environment["MLAPI_MODEL_SHA256"] == card["model_sha256"]
+    if PLANT_FILE.is_file():
+        assert card["data"]["origin"] == "file"
+        assert card["data"]["source"] == context["MODEL_TRAINING_DATA"]
+        assert card["data"]["sha256"] == sha256_hex((tmp_path / "train.csv").read_bytes())
+    else:
+        assert card["data"]["origin"] == "generated"
+    # And the image starts with the task definition's environment, and only with it
+    task_environment = {**environment, "MLAPI_API_KEYS": API_KEYS}
+    check = container["healthCheck"]["command"][1:]
+    wrong = {**task_environment, "MLAPI_MODEL_SHA256": "0" * 64}
+    refused = docker_client.containers.run(reference, environment=wrong, detach=True)
     try:
-        model_path = docker_client.containers.run(
-            reference,
-            ["python", "-c", "from yield_model.persistence import *; print(default_model_path())"],
-            remove=True,
-        )
-        in_image = _file_in_image(docker_client, reference, model_path.decode().strip())
-        published = _published_wheel(index, tmp_path)
-        card = json.loads(
-            zipfile.ZipFile(published).read(
-                f"yield_model/trained_models/yield_model_v{VERSION}.card.json"
-            )
-        )
-        # its model is the published wheel's, which the task definition tells the API to expect
-        assert published.read_bytes() == (repo / WHEEL).read_bytes()
-        assert sha256_hex(in_image) == model_sha256_of(published) == card["model_sha256"]
-        assert environment["MLAPI_MODEL_SHA256"] == card["model_sha256"]
-        if PLANT_FILE.is_file():
-            assert card["data"]["origin"] == "file"
-            assert card["data"]["source"] == context["MODEL_TRAINING_DATA"]
-            assert card["data"]["sha256"] == sha256_hex((tmp_path / "train.csv").read_bytes())
-        else:
-            assert card["data"]["origin"] == "generated"
-        # And the image starts with the task definition's environment, and only with it
-        task_environment = {**environment, "MLAPI_API_KEYS": API_KEYS}
-        check = container["healthCheck"]["command"][1:]
-        wrong = {**task_environment, "MLAPI_MODEL_SHA256": "0" * 64}
-        refused = docker_client.containers.run(reference, environment=wrong, detach=True)
-        try:
-            assert refused.wait(timeout=120)["StatusCode"] == 1
-            assert f"not {'0' * 64} (the sha256 given)" in refused.logs().decode()
-        finally:
-            refused.remove(force=True)
-        serving = docker_client.containers.run(reference, environment=task_environment, detach=True)
-        try:
-            assert _becomes_healthy(serving, check), serving.logs().decode()[-3000:]
-        finally:
-            serving.remove(force=True)
+        assert refused.wait(timeout=120)["StatusCode"] == 1
+        assert f"not {'0' * 64} (the sha256 given)" in refused.logs().decode()
     finally:
-        for tag in docker_client.images.get(pulled.id).tags:
-            docker_client.images.remove(tag, force=True)
+        refused.remove(force=True)
+    serving = docker_client.containers.run(reference, environment=task_environment, detach=True)
+    try:
+        assert _becomes_healthy(serving, check), serving.logs().decode()[-3000:]
+    finally:
+        serving.remove(force=True)
     with capsys.disabled():
         print(f"\nrelease test: {time.monotonic() - started:.0f} s\n" + "\n".join(release.log))
+
+
+def _record_in_moto_ecr(aws: Aws, settings: Settings, registry: str, tags: tuple[str, ...]) -> str:
+    """Put the manifest the registry holds into moto's ECR under each tag; its digest.
+
+    What a push to ECR leaves in its API, which moto cannot receive: it has no registry.
+    """
+    login = ecr_login(aws)
+    manifest = requests.get(
+        f"http://{registry}/v2/{settings.repository}/manifests/{tags[0]}",
+        auth=(login.username, login.password),
+        headers={"Accept": MANIFEST_TYPES},
+        timeout=30,
+    )
+    manifest.raise_for_status()
+    for tag in tags:
+        aws.ecr.put_image(
+            repositoryName=settings.repository,
+            imageManifest=manifest.text,
+            imageManifestMediaType=manifest.headers["Content-Type"],
+            imageTag=tag,
+        )
+    return str(manifest.headers["Docker-Content-Digest"])
 
 
 def aws_image(aws: Aws, settings: Settings) -> str:
