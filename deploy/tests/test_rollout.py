@@ -162,6 +162,7 @@ def test_deploy_from_the_template_takes_changed_settings(
     after = _writable(aws, deployed.revision)
     assert after["memory"] == "2048"
     assert after["containerDefinitions"][0]["image"] == deployed.image
+    assert _expected_model(after) == model_sha256_of(settings.model_wheel)
     assert _writable(aws, service)["memory"] == "1024"
 
 
