@@ -12,7 +12,9 @@ from typing import Any
 import boto3
 import docker
 import pytest
+from model_wheels import ModelWheels, build_model_wheels
 from moto.server import ThreadedMotoServer
+from package_index import Index, running_index
 
 from yield_deploy.aws import Aws, connect
 from yield_deploy.settings import Settings, get_settings
@@ -129,6 +131,19 @@ def metrics_key_secret(moto_endpoint: str) -> str:
     return str(created["ARN"])
 
 
+@pytest.fixture(scope="session")
+def model_wheels(tmp_path_factory: pytest.TempPathFactory) -> ModelWheels:
+    """Model wheels of the repository's version, trained from a file and on generated data."""
+    return build_model_wheels(tmp_path_factory.mktemp("model-wheels"))
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[Index]:
+    """A private index: pypiserver on loopback, every action behind a password, no fallback."""
+    with running_index(tmp_path) as running:
+        yield running
+
+
 @pytest.fixture
 def settings(
     moto_endpoint: str,
@@ -136,6 +151,8 @@ def settings(
     database_secret: str,
     api_keys_secret: str,
     metrics_key_secret: str,
+    *,
+    model_wheels: ModelWheels,
 ) -> Settings:
     """Settings of a deployment into moto that decides quickly, with names no other test uses.
 
@@ -152,6 +169,7 @@ def settings(
         subnets=",".join(network.subnets),
         security_groups=network.security_group,
         image_tag=TAG,
+        model_wheel=model_wheels.from_file,
         desired_count=2,
         min_count=2,
         max_count=5,

@@ -1,10 +1,12 @@
 """bootstrap against moto: what it creates, and that a second run changes nothing."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import TAG, Network, put_image, workspace_arn, workspace_id
+from model_wheels import model_sha256_of
 
 from yield_deploy import taskdef
 from yield_deploy.autoscaling import (
@@ -16,7 +18,7 @@ from yield_deploy.autoscaling import (
 )
 from yield_deploy.aws import Aws
 from yield_deploy.bootstrap import LIFECYCLE_POLICY, bootstrap
-from yield_deploy.errors import NotBootstrappedError, SettingsError
+from yield_deploy.errors import ModelWheelError, NotBootstrappedError, SettingsError
 from yield_deploy.settings import Settings
 
 
@@ -146,6 +148,9 @@ def test_after_the_push_it_creates_the_service_from_the_template(
         "awslogs-stream-prefix": "mlapi",
     }
     assert {"name": "MLAPI_WORKERS", "value": "1"} in container["environment"]
+    # the API starts only with the model of the release's wheel
+    expected = {"name": "MLAPI_MODEL_SHA256", "value": model_sha256_of(settings.model_wheel)}
+    assert expected in container["environment"]
 
     (service,) = aws.ecs.describe_services(cluster=settings.cluster, services=[settings.service])[
         "services"
@@ -268,6 +273,35 @@ def test_no_image_tag_leaves_the_service_for_later(aws: Aws, settings: Settings)
     assert report.waiting == (
         "no DEPLOY_IMAGE_TAG (--image-tag): the task definition and service wait for it"
     )
+
+
+def test_no_model_wheel_leaves_the_service_for_later(aws: Aws, settings: Settings) -> None:
+    """Given the image but no model wheel, when bootstrapping, then no task definition yet."""
+    bootstrap(aws, settings)
+    put_image(aws, settings.repository, TAG)
+
+    report = bootstrap(aws, settings.model_copy(update={"model_wheel": None}))
+
+    assert report.waiting == (
+        "no DEPLOY_MODEL_WHEEL (--model-wheel): the task definition and service wait for the"
+        " published wheel, whose model's sha256 the API is told"
+    )
+    found = aws.ecs.list_task_definitions(familyPrefix=settings.task_family)
+    assert found["taskDefinitionArns"] == []
+
+
+def test_a_wheel_without_a_model_is_refused_before_any_change(
+    aws: Aws, settings: Settings, tmp_path: Path
+) -> None:
+    """Given a file that is no model wheel, when bootstrapping, then an error, nothing made."""
+    broken = tmp_path / settings.model_wheel.name  # type: ignore[union-attr]
+    broken.write_bytes(b"not a zip file")
+
+    with pytest.raises(ModelWheelError, match="is not a readable wheel"):
+        bootstrap(aws, settings.model_copy(update={"model_wheel": broken}))
+
+    names = {r["repositoryName"] for r in aws.ecr.describe_repositories()["repositories"]}
+    assert settings.repository not in names
 
 
 def test_creating_the_service_without_subnets_is_refused(aws: Aws, settings: Settings) -> None:

@@ -266,3 +266,55 @@ def test_the_release_image_installs_the_published_wheel_not_a_new_training(
     assert "--build-arg MODEL_SOURCE=wheel" in build
     release = workflow_jobs(config, "release")
     assert "publish-wheel" in release["push-image"]["requires"]
+
+
+RELEASE_WHEEL = '"model_package/dist/yield_model-$VERSION-py3-none-any.whl"'
+
+
+def test_a_release_trains_on_the_plants_data_or_fails(config: dict[str, Any]) -> None:
+    # Given the wheel job's commands
+    commands = _commands(config["jobs"]["publish-wheel"])
+    (guard,) = [c for c in commands if "MODEL_TRAINING_DATA" in c]
+    (build,) = [i for i, c in enumerate(commands) if "build-model-wheel.sh" in c]
+    (publish,) = [c for c in commands if "yield_deploy publish" in c]
+    # Then the check comes before the training, and publish is never told to take generated data
+    assert commands.index(guard) < build
+    assert publish == f"python -m yield_deploy publish {RELEASE_WHEEL}"
+    # And the check fails without MODEL_TRAINING_DATA (or with it empty), naming it
+    for unset in ({}, {"MODEL_TRAINING_DATA": ""}):
+        run = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", guard],
+            env={"PATH": "/usr/bin:/bin", **unset},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode != 0
+        assert "MODEL_TRAINING_DATA" in run.stderr
+    given = {"PATH": "/usr/bin:/bin", "MODEL_TRAINING_DATA": "s3://plant/train.csv"}
+    run = subprocess.run(["bash", "-eo", "pipefail", "-c", guard], env=given, check=False)
+    assert run.returncode == 0
+
+
+def test_the_deployment_expects_the_published_wheels_model(config: dict[str, Any]) -> None:
+    # Given the deploy job, which must tell the task definition the model's sha256
+    job = config["jobs"]["deploy-ecs"]
+    # Then it takes the published wheel from the workspace, and names it to bootstrap and deploy
+    assert {"attach_workspace": {"at": "."}} in job["steps"]
+    commands = _commands(job)
+    for step in ("bootstrap", "deploy"):
+        (command,) = [c for c in commands if f"yield_deploy {step} " in c]
+        assert command == (
+            f'python -m yield_deploy {step} --image-tag "$VERSION" --model-wheel {RELEASE_WHEEL}'
+        )
+
+
+def test_the_deploy_tests_have_a_registry_and_an_engine(config: dict[str, Any]) -> None:
+    # Given the deploy test job, which runs the release test
+    job = config["jobs"]["deploy"]
+    commands = "\n".join(_commands(job))
+    # Then the distribution registry is installed (its service stopped), and Docker is required
+    assert re.search(r"apt-get install .*\bdocker-registry\b", commands)
+    assert re.search(r"systemctl disable --now .*\bdocker-registry\b", commands)
+    (tox_step,) = [step["tox"] for step in job["steps"] if "tox" in step]
+    assert tox_step == {"env": "deploy", "args": "-- --require-docker"}

@@ -44,6 +44,7 @@ def cli_env(settings: Settings, network: Network) -> dict[str, str]:
         "DEPLOY_METRICS_KEY_SECRET_ARN": str(settings.metrics_key_secret_arn),
         "DEPLOY_ALERT_RULES_FILE": str(settings.alert_rules_file),
         "DEPLOY_ALERT_ROUTES_FILE": str(settings.alert_routes_file),
+        "DEPLOY_MODEL_WHEEL": str(settings.model_wheel),
     }
 
 

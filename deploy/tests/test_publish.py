@@ -1,108 +1,26 @@
 """publish against a real pypiserver with twine, and pip installing from it."""
 
-import base64
-import hashlib
+import os
 import shutil
 import subprocess
 import sys
-import time
 import venv
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import portpicker
 import pytest
-import requests
+from model_wheels import VERSION, ModelWheels
+from package_index import PASSWORD, USER, Index
+from ports import free_port
 
 from yield_deploy.errors import PublishError, SettingsError
 from yield_deploy.publish import publish
 
-ROOT = Path(__file__).resolve().parents[2]
-VERSION = (ROOT / "model_package" / "yield_model" / "VERSION").read_text().strip()
-USER, PASSWORD = "release", "index-secret-7"
-
 
 @pytest.fixture(scope="module")
-def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The model package's wheel built from the repository (without a trained model: small)."""
-    work = tmp_path_factory.mktemp("wheel")
-    source = work / "model_package"
-    shutil.copytree(
-        ROOT / "model_package",
-        source,
-        ignore=shutil.ignore_patterns("build", "*.egg-info", "tests", "__pycache__", "*.joblib"),
-    )
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            work / "dist",
-            source,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = (work / "dist").glob("*.whl")
-    assert wheel.name == f"yield_model-{VERSION}-py3-none-any.whl"
-    return wheel
-
-
-@dataclass(frozen=True)
-class Index:
-    """A running pypiserver: where to upload, where pip reads, where the files land."""
-
-    upload_url: str
-    simple_url: str
-    packages: Path
-
-    @property
-    def simple_url_with_password(self) -> str:
-        """The simple API with the credentials in it, as pip takes them."""
-        return self.simple_url.replace("http://", f"http://{USER}:{PASSWORD}@")
-
-
-@pytest.fixture
-def index(tmp_path: Path) -> Iterator[Index]:
-    """A private index: pypiserver on loopback, every action behind a password, no fallback."""
-    packages = tmp_path / "packages"
-    packages.mkdir()
-    # {SHA} is one of the htpasswd schemes pypiserver checks (through passlib).
-    digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
-    (tmp_path / "htpasswd").write_text(f"{USER}:{{SHA}}{digest}\n")
-    port = portpicker.pick_unused_port()
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "pypiserver", "run",
-            "--host", "127.0.0.1", "--port", str(port),
-            "--authenticate", "update,download,list",
-            "--passwords", str(tmp_path / "htpasswd"),
-            "--disable-fallback",
-            str(packages),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if requests.get(f"{base}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("pypiserver did not start")
-        yield Index(base + "/", base + "/simple/", packages)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def model_wheel(model_wheels: ModelWheels) -> Path:
+    """The model package's wheel, trained from a data file: what a release publishes."""
+    assert model_wheels.from_file.name == f"yield_model-{VERSION}-py3-none-any.whl"
+    return model_wheels.from_file
 
 
 @pytest.fixture
@@ -211,7 +129,7 @@ def test_a_wrong_password_fails_without_showing_it(
 @pytest.mark.usefixtures("credentials")
 def test_a_failed_upload_is_an_error(model_wheel: Path, index: Index) -> None:
     """Given an upload URL nothing answers, when publishing, then PublishError, twine's words."""
-    nowhere = f"http://127.0.0.1:{portpicker.pick_unused_port()}/"
+    nowhere = f"http://127.0.0.1:{free_port()}/"
 
     with pytest.raises(
         PublishError, match=f"(?s)twine upload to {nowhere} failed:\n.*Connection refused"
@@ -230,3 +148,82 @@ def test_a_missing_file_is_reported(tmp_path: Path) -> None:
     missing = tmp_path / "yield_model-9.9.9-py3-none-any.whl"
     with pytest.raises(PublishError, match=r"no such distribution: .*9\.9\.9"):
         publish([missing], "http://127.0.0.1:9/", "http://127.0.0.1:9/simple/")
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_model_of_generated_data_is_refused_naming_its_data_and_the_flag(
+    model_wheels: ModelWheels, index: Index
+) -> None:
+    """Given a wheel whose card says generated data, when publishing, then nothing is uploaded."""
+    with pytest.raises(PublishError) as refused:
+        publish([model_wheels.generated], index.upload_url, index.simple_url)
+
+    message = str(refused.value)
+    assert message.startswith(f"{model_wheels.generated.name} is not published")
+    assert "data.origin generated" in message
+    assert "'generated by yield_model.datasets: 1396 rows, seed 0'" in message
+    assert "--allow-generated-model" in message
+    assert list(index.packages.iterdir()) == []
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_model_of_generated_data_is_published_when_allowed_with_a_note(
+    model_wheels: ModelWheels, index: Index
+) -> None:
+    """Given the allow flag, when publishing a generated-data wheel, then it lands, noted."""
+    done = publish(
+        [model_wheels.generated], index.upload_url, index.simple_url, allow_generated=True
+    )
+
+    name = model_wheels.generated.name
+    assert done[0].startswith(f"note: {name} was trained on generated data (data.origin generated")
+    assert done[0].endswith("published as --allow-generated-model says")
+    assert done[1:] == [f"uploaded {name}"]
+    assert (index.packages / name).read_bytes() == model_wheels.generated.read_bytes()
+
+
+def _run_publish(wheel: Path, index: Index, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "yield_deploy", "publish", str(wheel), *flags,
+         "--repository-url", index.upload_url, "--index-url", index.simple_url],
+        env={**os.environ, "TWINE_USERNAME": USER, "TWINE_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+
+
+def test_the_command_refuses_a_model_of_generated_data_with_a_non_zero_exit(
+    model_wheels: ModelWheels, index: Index
+) -> None:
+    """Given python -m yield_deploy publish, then exit 1 and one error line; with the flag, 0."""
+    refused = _run_publish(model_wheels.generated, index)
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {model_wheels.generated.name} is not published")
+    assert "--allow-generated-model" in refused.stderr
+    assert list(index.packages.iterdir()) == []
+
+    allowed = _run_publish(model_wheels.generated, index, "--allow-generated-model")
+
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"uploaded {model_wheels.generated.name}" in allowed.stdout.splitlines()
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_wheel_not_of_the_model_is_published_without_a_card(tmp_path: Path, index: Index) -> None:
+    """Given another project's wheel (the release tool's), then no model card is asked for."""
+    source = tmp_path / "deploy"
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(
+        root / "deploy", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "tests")
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp_path,
+         source],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = tmp_path.glob("yield_deploy-*.whl")
+
+    assert publish([wheel], index.upload_url, index.simple_url) == [f"uploaded {wheel.name}"]

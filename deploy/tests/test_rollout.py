@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from conftest import TAG, put_image
+from model_wheels import ModelWheels, model_sha256_of
 
 from yield_deploy.aws import Aws
 from yield_deploy.bootstrap import bootstrap
@@ -36,6 +37,12 @@ def _revisions(aws: Aws, settings: Settings) -> list[str]:
     return list(found["taskDefinitionArns"])
 
 
+def _expected_model(definition: dict[str, Any]) -> str:
+    environment = definition["containerDefinitions"][0]["environment"]
+    (sha256,) = [e["value"] for e in environment if e["name"] == "MLAPI_MODEL_SHA256"]
+    return str(sha256)
+
+
 def _writable(aws: Aws, arn: str) -> dict[str, Any]:
     described: dict[str, Any] = aws.ecs.describe_task_definition(taskDefinition=arn)
     return {k: v for k, v in described["taskDefinition"].items() if k not in READ_ONLY}
@@ -43,14 +50,17 @@ def _writable(aws: Aws, arn: str) -> dict[str, Any]:
 
 @pytest.mark.usefixtures("tasks_start")
 def test_deploy_registers_one_revision_that_differs_only_in_the_image(
-    aws: Aws, settings: Settings, service: str
+    aws: Aws, settings: Settings, service: str, model_wheels: ModelWheels
 ) -> None:
-    """Given a stable service on TAG, when deploying NEW_TAG, then one new revision, image only."""
+    """Given a stable service on TAG, when deploying NEW_TAG, then one new revision differing
+    only in the image and the sha256 of the model it must load."""
     uri = aws.ecr.describe_repositories(repositoryNames=[settings.repository])["repositories"][0][
         "repositoryUri"
     ]
 
-    deployed = deploy(aws, settings.model_copy(update={"image_tag": NEW_TAG}))
+    # the new image carries another model: the generated wheel's
+    new_release = {"image_tag": NEW_TAG, "model_wheel": model_wheels.generated}
+    deployed = deploy(aws, settings.model_copy(update=new_release))
 
     family = settings.task_family
     new = f"arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:2"
@@ -63,7 +73,12 @@ def test_deploy_registers_one_revision_that_differs_only_in_the_image(
     before, after = _writable(aws, service), _writable(aws, new)
     assert before["containerDefinitions"][0]["image"] == f"{uri}:{TAG}"
     assert after["containerDefinitions"][0]["image"] == f"{uri}:{NEW_TAG}"
+    assert _expected_model(before) == model_sha256_of(model_wheels.from_file)
+    assert _expected_model(after) == model_sha256_of(model_wheels.generated)
     after["containerDefinitions"][0]["image"] = before["containerDefinitions"][0]["image"]
+    after["containerDefinitions"][0]["environment"] = before["containerDefinitions"][0][
+        "environment"
+    ]
     assert after == before
     running = _described_service(aws, settings)
     assert running["taskDefinition"] == new
@@ -83,12 +98,18 @@ def test_deploying_the_running_image_registers_nothing(
 
 
 def test_a_service_that_never_becomes_stable_is_rolled_back(
-    aws: Aws, settings: Settings, service: str
+    aws: Aws, settings: Settings, service: str, model_wheels: ModelWheels
 ) -> None:
-    """Given tasks that never start, when deploying, then rollback to the old revision and why."""
+    """Given tasks that never start (an image whose model is not the wheel's: the API refuses
+    it), when deploying, then rollback to the old revision and why."""
     # Without tasks_start moto's service runs 0 of its 2 tasks: it never becomes stable.
+    new_release = {
+        "image_tag": NEW_TAG,
+        "model_wheel": model_wheels.generated,
+        "stability_timeout": 0.3,
+    }
     with pytest.raises(RolloutError) as failed:
-        deploy(aws, settings.model_copy(update={"image_tag": NEW_TAG, "stability_timeout": 0.3}))
+        deploy(aws, settings.model_copy(update=new_release))
 
     new = f"arn:aws:ecs:eu-west-1:123456789012:task-definition/{settings.task_family}:2"
     assert failed.value.rolled_back
@@ -102,6 +123,31 @@ def test_a_service_that_never_becomes_stable_is_rolled_back(
     )
     assert _described_service(aws, settings)["taskDefinition"] == service
     assert _revisions(aws, settings) == [service, new]
+    # the revision rolled back to expects the model it ran with; the failed one, the new model
+    assert _expected_model(_writable(aws, service)) == model_sha256_of(model_wheels.from_file)
+    assert _expected_model(_writable(aws, new)) == model_sha256_of(model_wheels.generated)
+
+
+@pytest.mark.usefixtures("tasks_start")
+def test_the_running_image_with_another_model_wheel_is_a_new_revision(
+    aws: Aws, settings: Settings, service: str, model_wheels: ModelWheels
+) -> None:
+    """Given a service on TAG, when deploying TAG with another wheel, then a new revision
+    that expects that wheel's model (the image named must then carry it, or fail to start)."""
+    deployed = deploy(aws, settings.model_copy(update={"model_wheel": model_wheels.generated}))
+
+    assert deployed.changed
+    assert _expected_model(_writable(aws, deployed.revision)) == model_sha256_of(
+        model_wheels.generated
+    )
+
+
+def test_deploy_needs_the_model_wheel(aws: Aws, settings: Settings, service: str) -> None:
+    """Given no model wheel, when deploying, then SettingsError naming it, nothing registered."""
+    with pytest.raises(SettingsError, match=r"DEPLOY_MODEL_WHEEL \(--model-wheel\)"):
+        deploy(aws, settings.model_copy(update={"image_tag": NEW_TAG, "model_wheel": None}))
+
+    assert _revisions(aws, settings) == [service]
 
 
 @pytest.mark.usefixtures("tasks_start")
@@ -116,6 +162,7 @@ def test_deploy_from_the_template_takes_changed_settings(
     after = _writable(aws, deployed.revision)
     assert after["memory"] == "2048"
     assert after["containerDefinitions"][0]["image"] == deployed.image
+    assert _expected_model(after) == model_sha256_of(settings.model_wheel)
     assert _writable(aws, service)["memory"] == "1024"
 
 

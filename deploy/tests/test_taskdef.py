@@ -1,14 +1,17 @@
 """The task definition template: filled completely, and in step with the image it runs."""
 
+import hashlib
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from model_wheels import ModelWheels
 
 from yield_deploy import taskdef
-from yield_deploy.errors import NotBootstrappedError
+from yield_deploy.errors import NotBootstrappedError, SettingsError
 from yield_deploy.settings import AGENT_MEMORY_MIB, TASK_OVERHEAD_MIB, WORKER_MEMORY_MIB, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +22,7 @@ KEYS_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlapi/api-ke
 METRICS_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlapi/metrics-key-GhIjKl"
 TASK_ROLE = "arn:aws:iam::123456789012:role/mlapi-task"
 WRITE_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
+MODEL_SHA256 = "5e" * 32
 
 
 @pytest.fixture
@@ -34,8 +38,12 @@ def bare_settings() -> Settings:
     )
 
 
-def render(settings: Settings, image: str) -> dict[str, Any]:
-    return taskdef.render(settings, image, ROLE, TASK_ROLE, WRITE_URL)
+def render(settings: Settings, image: str, model_sha256: str = MODEL_SHA256) -> dict[str, Any]:
+    return taskdef.render(settings, image, ROLE, TASK_ROLE, WRITE_URL, model_sha256=model_sha256)
+
+
+def environment_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["environment"]}
 
 
 def test_render_fills_every_placeholder(bare_settings: Settings) -> None:
@@ -56,6 +64,8 @@ def test_render_fills_every_placeholder(bare_settings: Settings) -> None:
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/mlapi"
     assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
     assert container["secrets"] == [{"name": "MLAPI_API_KEYS", "valueFrom": KEYS_SECRET}]
+    # the API refuses to start with any model but the release's
+    assert environment_of(container)["MLAPI_MODEL_SHA256"] == MODEL_SHA256
 
 
 def test_port_health_check_and_api_port_agree() -> None:
@@ -98,11 +108,41 @@ def test_with_image_changes_the_image_and_drops_read_only_fields(bare_settings: 
         "compatibilities": ["EC2", "FARGATE"],
     }
 
-    copied = taskdef.with_image(described, "mlapi", IMAGE)
+    copied = taskdef.with_image(described, "mlapi", IMAGE, MODEL_SHA256)
 
     assert set(copied) == set(render(bare_settings, IMAGE))
     assert copied == render(bare_settings, IMAGE)
     assert described["containerDefinitions"][0]["image"] == "old:1"
+
+
+def test_with_image_replaces_the_expected_model_sha256(bare_settings: Settings) -> None:
+    """Given a revision expecting one model, then the copy expects the new image's, once."""
+    described = render(bare_settings, "old:1", model_sha256="01" * 32)
+    assert taskdef.runs(described, "mlapi", "old:1", "01" * 32)
+
+    copied = taskdef.with_image(described, "mlapi", IMAGE, MODEL_SHA256)
+
+    (container, _) = copied["containerDefinitions"]
+    names = [item["name"] for item in container["environment"]]
+    assert names.count("MLAPI_MODEL_SHA256") == 1
+    assert environment_of(container)["MLAPI_MODEL_SHA256"] == MODEL_SHA256
+    assert taskdef.runs(copied, "mlapi", IMAGE, MODEL_SHA256)
+    assert not taskdef.runs(copied, "mlapi", IMAGE, "01" * 32)
+    assert not taskdef.runs(copied, "mlapi", "old:1", MODEL_SHA256)
+
+
+def test_the_expected_sha256_is_the_model_wheels(
+    bare_settings: Settings, model_wheels: ModelWheels
+) -> None:
+    """Given the release's wheel, then the sha256 is its model file's; without one, an error."""
+    with_wheel = bare_settings.model_copy(update={"model_wheel": model_wheels.from_file})
+    with zipfile.ZipFile(model_wheels.from_file) as wheel:
+        (model,) = [n for n in wheel.namelist() if n.endswith(".joblib")]
+        expected = hashlib.sha256(wheel.read(model)).hexdigest()
+
+    assert taskdef.expected_model_sha256(with_wheel) == expected
+    with pytest.raises(SettingsError, match=r"DEPLOY_MODEL_WHEEL \(--model-wheel\)"):
+        taskdef.expected_model_sha256(bare_settings)
 
 
 def test_a_revision_without_the_container_says_which_it_has(bare_settings: Settings) -> None:
@@ -111,4 +151,4 @@ def test_a_revision_without_the_container_says_which_it_has(bare_settings: Setti
 
     names = r"\(it has: api, prometheus-agent\)"
     with pytest.raises(NotBootstrappedError, match=rf"no container 'mlapi' {names}"):
-        taskdef.with_image(described, "mlapi", IMAGE)
+        taskdef.with_image(described, "mlapi", IMAGE, MODEL_SHA256)

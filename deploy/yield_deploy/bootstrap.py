@@ -67,6 +67,7 @@ def bootstrap(aws: Aws, settings: Settings) -> Report:
     Settings that cannot work are refused before anything changes.
     """
     require_shared_log(settings)
+    model_sha256 = None if settings.model_wheel is None else taskdef.expected_model_sha256(settings)
     secret = describe_secret(aws, settings)
     keys_secret = api_keys.describe_secret(aws, settings)
     metrics_secret = api_keys.describe_metrics_secret(aws, settings)
@@ -94,7 +95,9 @@ def bootstrap(aws: Aws, settings: Settings) -> Report:
     ensure_cluster(aws, settings, report.changes)
     if active_service(aws, settings) is None:
         roles = Roles(execution=role_arn, task=task_role_arn)
-        report.waiting = create_service(aws, settings, roles, workspace, report.changes)
+        report.waiting = create_service(
+            aws, settings, roles, workspace, report.changes, model_sha256=model_sha256
+        )
     if report.waiting is None:
         report.changes += ensure_autoscaling(aws, settings)
     return report
@@ -188,8 +191,11 @@ def create_service(
     roles: Roles,
     workspace: monitoring.Workspace,
     changes: list[str],
+    *,
+    model_sha256: str | None,
 ) -> str | None:
-    """The Fargate service on the family's newest revision (or the template's first one).
+    """The Fargate service on the family's newest revision (or the template's first one, for
+    the image whose model has ``model_sha256``).
 
     Returns why it could not be created yet, or None once it exists.
     """
@@ -197,6 +203,11 @@ def create_service(
     if revision is None:
         if settings.image_tag is None:
             return "no DEPLOY_IMAGE_TAG (--image-tag): the task definition and service wait for it"
+        if model_sha256 is None:
+            return (
+                "no DEPLOY_MODEL_WHEEL (--model-wheel): the task definition and service wait"
+                " for the published wheel, whose model's sha256 the API is told"
+            )
         if not image_exists(aws, settings, settings.image_tag):
             return (
                 f"image {settings.repository}:{settings.image_tag} is not in ECR yet: push it, "
@@ -204,7 +215,12 @@ def create_service(
             )
         image = f"{repository_uri(aws, settings)}:{settings.image_tag}"
         spec = taskdef.render(
-            settings, image, roles.execution, roles.task, workspace.remote_write_url
+            settings,
+            image,
+            roles.execution,
+            roles.task,
+            workspace.remote_write_url,
+            model_sha256=model_sha256,
         )
         revision = aws.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
         changes.append(f"task definition {revision} ({image})")

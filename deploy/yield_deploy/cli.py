@@ -27,7 +27,10 @@ def publish_command(args: argparse.Namespace) -> int:
     """Upload distributions to the private index, skipping those already there."""
     from yield_deploy.publish import publish
 
-    for line in publish(args.files, args.repository_url, args.index_url):
+    published = publish(
+        args.files, args.repository_url, args.index_url, allow_generated=args.allow_generated_model
+    )
+    for line in published:
         print(line)
     return 0
 
@@ -132,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--repository-url", help="upload URL (default: $TWINE_REPOSITORY_URL)")
     publish.add_argument(
         "--index-url", help="the index's simple API, as pip takes it (default: $DEPLOY_INDEX_URL)"
+    )
+    publish.add_argument(
+        "--allow-generated-model",
+        action="store_true",
+        help="publish a model wheel whose card says it was trained on generated data",
     )
 
     aws = argparse.ArgumentParser(add_help=False)

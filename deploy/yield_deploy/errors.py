@@ -26,7 +26,11 @@ class PushError(DeployError):
 
 
 class PublishError(DeployError):
-    """The package index refused a distribution."""
+    """The package index refused a distribution, or the tool refused to publish it."""
+
+
+class ModelWheelError(DeployError):
+    """A model wheel is unreadable, carries no model, or its records of the model disagree."""
 
 
 class RolloutError(DeployError):

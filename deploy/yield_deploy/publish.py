@@ -4,6 +4,10 @@ twine uploads. It no longer skips existing files on any index but PyPI (`--skip-
 is refused elsewhere since twine 6.2, pypa/twine#1253), so the tool asks the index's simple
 API (PEP 503/691, what pip reads) which files it already has. A file of the same name but
 other content is an error: it would mean two different wheels for one version.
+
+A model wheel whose card does not say it was trained on the plant's data (a file or S3 object,
+``data.origin`` "file") is refused before anything is uploaded, unless ``allow_generated``:
+a release that forgot MODEL_TRAINING_DATA would otherwise publish a model of generated data.
 """
 
 import hashlib
@@ -18,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 
 from yield_deploy.errors import PublishError, SettingsError
+from yield_deploy.model_wheel import is_model_wheel, read_model_wheel
 
 # twine's own variables for the upload URL and credentials, and the index pip reads.
 UPLOAD_URL = "TWINE_REPOSITORY_URL"
@@ -26,8 +31,15 @@ INDEX_URL = "DEPLOY_INDEX_URL"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
+ALLOW_GENERATED_FLAG = "--allow-generated-model"
+
+
 def publish(
-    files: list[Path], repository_url: str | None = None, index_url: str | None = None
+    files: list[Path],
+    repository_url: str | None = None,
+    index_url: str | None = None,
+    *,
+    allow_generated: bool = False,
 ) -> list[str]:
     """Upload the files the index lacks; one line per file saying what was done."""
     upload = repository_url or os.environ.get(UPLOAD_URL)
@@ -42,9 +54,10 @@ def publish(
     missing = [str(path) for path in files if not path.is_file()]
     if missing or not files:
         raise PublishError(f"no such distribution: {', '.join(missing) or '(none given)'}")
+    done = check_model_wheels(files, allow_generated)
     auth = (os.environ[USERNAME], os.environ[PASSWORD]) if _has_credentials() else None
 
-    done, new = [], []
+    new = []
     for path in files:
         published = files_on_index(index, project_of(path.name), auth)
         if path.name not in published:
@@ -61,6 +74,27 @@ def publish(
         _upload(upload, new)
         done += [f"uploaded {path.name}" for path in new]
     return done
+
+
+def check_model_wheels(files: list[Path], allow_generated: bool) -> list[str]:
+    """Refuse a model wheel trained on generated data unless allowed; a note if allowed."""
+    notes = []
+    for path in filter(is_model_wheel, files):
+        wheel = read_model_wheel(path)
+        if not wheel.trained_on_generated_data:
+            continue
+        if not allow_generated:
+            raise PublishError(
+                f"{path.name} is not published: its card does not say the model was trained on"
+                f" the plant's data ({wheel.describe_data()}); train it from"
+                " MODEL_TRAINING_DATA (scripts/build-model-wheel.sh), or pass"
+                f" {ALLOW_GENERATED_FLAG} to publish a model of generated data anyway"
+            )
+        notes.append(
+            f"note: {path.name} was trained on generated data ({wheel.describe_data()});"
+            f" published as {ALLOW_GENERATED_FLAG} says"
+        )
+    return notes
 
 
 def project_of(filename: str) -> str:

@@ -95,6 +95,7 @@ def deploy(
     """Run the image tagged `settings.image_tag`; roll back if it does not become stable."""
     if settings.image_tag is None:
         raise SettingsError("deploy needs the image's tag: DEPLOY_IMAGE_TAG (--image-tag)")
+    model_sha256 = taskdef.expected_model_sha256(settings)
     if from_template:
         require_shared_log(settings)
         require_api_keys(settings)
@@ -119,11 +120,12 @@ def deploy(
             current["executionRoleArn"],
             monitoring.require_task_role(aws, settings),
             monitoring.require_workspace(aws, settings).remote_write_url,
+            model_sha256=model_sha256,
         )
-    elif taskdef.container_of(current, settings.container).get("image") == image:
+    elif taskdef.runs(current, settings.container, image, model_sha256):
         return Deployed(revision=previous, previous=previous, image=image)
     else:
-        spec = taskdef.with_image(current, settings.container, image)
+        spec = taskdef.with_image(current, settings.container, image, model_sha256)
     if described.get("tags"):
         spec["tags"] = described["tags"]
     new = str(aws.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"])

@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     image_tag: str | None = Field(
         default=None, pattern=IMAGE_TAG, description="Image tag to run (the release's version)."
     )
+    model_wheel: Path | None = Field(
+        default=None,
+        description=(
+            "The published model wheel (yield_model-VERSION-py3-none-any.whl) the image"
+            " installs: the task definition tells the API its model's sha256."
+        ),
+    )
     stability_timeout: float = Field(
         default=900, gt=0, description="Seconds a deployment gets to become stable."
     )

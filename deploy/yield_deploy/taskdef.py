@@ -9,6 +9,9 @@ Notes on the template, which JSON cannot carry:
   only, and the API runs as an unprivileged user that keeps its metric files in /tmp.
 - the Prometheus agent's container (yield_deploy.metrics_agent) is added by ``render``: its
   configuration is built from the settings and the workspace.
+- MLAPI_MODEL_SHA256 is the sha256 of the model in the published wheel (DEPLOY_MODEL_WHEEL):
+  the API refuses to start with any other model, so an image that carries another one never
+  becomes healthy and ECS's circuit breaker rolls the deployment back.
 """
 
 import copy
@@ -18,7 +21,8 @@ from string import Template
 from typing import Any
 
 from yield_deploy import api_keys, database, metrics_agent
-from yield_deploy.errors import NotBootstrappedError
+from yield_deploy.errors import NotBootstrappedError, SettingsError
+from yield_deploy.model_wheel import read_model_wheel
 from yield_deploy.settings import Settings
 
 # Fields describe_task_definition returns that register_task_definition does not accept.
@@ -34,6 +38,19 @@ READ_ONLY = (
     "registeredBy",
     "deregisteredAt",
 )
+
+
+MODEL_SHA256 = "MLAPI_MODEL_SHA256"
+
+
+def expected_model_sha256(settings: Settings) -> str:
+    """The sha256 of the model in the release's wheel, which the API must load."""
+    if settings.model_wheel is None:
+        raise SettingsError(
+            "the task definition needs the published model wheel, DEPLOY_MODEL_WHEEL"
+            " (--model-wheel): the API is told its model's sha256 (MLAPI_MODEL_SHA256)"
+        )
+    return read_model_wheel(settings.model_wheel).model_sha256
 
 
 def template() -> dict[str, Any]:
@@ -61,9 +78,11 @@ def render(
     execution_role_arn: str,
     task_role_arn: str,
     remote_write_url: str,
+    *,
+    model_sha256: str,
 ) -> dict[str, Any]:
-    """The template filled in, with the Prometheus agent writing to ``remote_write_url``:
-    arguments of register_task_definition."""
+    """The template filled in for an image whose model has ``model_sha256``, with the
+    Prometheus agent writing to ``remote_write_url``: arguments of register_task_definition."""
     api_keys.require_metrics_key(settings)
     values = {
         "family": settings.task_family,
@@ -73,6 +92,7 @@ def render(
         "task_role_arn": task_role_arn,
         "container": settings.container,
         "image": image,
+        "model_sha256": model_sha256,
         "workers": str(settings.workers),
         "log_group": settings.log_group,
         "region": settings.region,
@@ -112,8 +132,21 @@ def container_of(definition: dict[str, Any], container: str) -> dict[str, Any]:
     )
 
 
-def with_image(described: dict[str, Any], container: str, image: str) -> dict[str, Any]:
-    """Arguments of register_task_definition: the described revision with only the image new."""
+def with_image(
+    described: dict[str, Any], container: str, image: str, model_sha256: str
+) -> dict[str, Any]:
+    """Arguments of register_task_definition: the described revision with only the image and
+    the sha256 of its model new."""
     spec = {key: value for key, value in copy.deepcopy(described).items() if key not in READ_ONLY}
-    container_of(spec, container)["image"] = image
+    target = container_of(spec, container)
+    target["image"] = image
+    environment = [e for e in target.get("environment", []) if e.get("name") != MODEL_SHA256]
+    target["environment"] = [*environment, {"name": MODEL_SHA256, "value": model_sha256}]
     return spec
+
+
+def runs(described: dict[str, Any], container: str, image: str, model_sha256: str) -> bool:
+    """Whether a revision's container runs the image and expects the model given."""
+    target = container_of(described, container)
+    environment = {e.get("name"): e.get("value") for e in target.get("environment", [])}
+    return target.get("image") == image and environment.get(MODEL_SHA256) == model_sha256

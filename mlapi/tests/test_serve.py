@@ -30,6 +30,7 @@ from mlapi_support import (
 from mlapi.serve import StartupError, check_model, prepare_multiproc_dir
 from mlapi.settings import Settings
 from yield_model.drift import window_drift
+from yield_model.persistence import default_model_path
 from yield_model.predict import load_model
 from yield_model.schemas import EXAMPLE_RECORD
 
@@ -217,6 +218,23 @@ def test_a_broken_model_stops_the_start_naming_the_cause(
     assert result.returncode == 1
     assert "mlapi-serve: cannot start: the model cannot be loaded:" in result.stderr
     assert cause in result.stderr
+    assert "Booting worker" not in result.stdout
+
+
+def test_a_model_other_than_the_one_expected_stops_the_start(
+    run_serve: Callable[..., Any],
+) -> None:
+    # Given the packaged model, and MLAPI_MODEL_SHA256 naming another model (a task definition
+    # of another release than the image's)
+    expected = hashlib.sha256(b"the release's model").hexdigest()
+    # When the service starts
+    result = run_serve(model_sha256=expected, workers="2")
+    # Then it exits non-zero before any worker starts, naming both sha256s: the container
+    # never becomes healthy, and ECS's circuit breaker rolls the deployment back
+    assert result.returncode == 1
+    assert "mlapi-serve: cannot start: the model cannot be loaded:" in result.stderr
+    actual = hashlib.sha256(default_model_path().read_bytes()).hexdigest()
+    assert f"has sha256 {actual}, not {expected} (the sha256 given)" in result.stderr
     assert "Booting worker" not in result.stdout
 
 

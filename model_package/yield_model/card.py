@@ -8,6 +8,8 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from yield_model.data import Origin
+
 
 class HoldoutMetrics(BaseModel):
     """Errors on rows the model did not see; half_mse is the competition's metric."""
@@ -53,6 +55,11 @@ class InputRange(BaseModel):
 class DataSummary(BaseModel):
     """The training data: where it came from, its sha256 and what was kept."""
 
+    origin: Origin = Field(
+        description="'generated': drawn by yield_model.datasets in the training run (python -m "
+        "yield_model.train --generated), never the plant's; 'file': read from source, a file "
+        "or S3 object. A release publishes only a model of origin 'file'."
+    )
     source: str
     sha256: str
     encoding: str

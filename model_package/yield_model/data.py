@@ -4,6 +4,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -14,6 +15,10 @@ from yield_model.errors import DataError, DataNotFoundError
 # when Excel saved them). UTF-8 is tried first because GB18030 decodes almost any bytes.
 ENCODINGS = ("utf-8-sig", "gb18030")
 
+#: Where training rows came from: drawn by ``yield_model.datasets`` in the training run
+#: itself, or read from a file or S3 object (the plant's data, as far as training can tell).
+Origin = Literal["generated", "file"]
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -23,6 +28,7 @@ class Dataset:
     source: str
     sha256: str
     encoding: str
+    origin: Origin = "file"
 
 
 def read_bytes(uri: str | Path, *, endpoint_url: str | None = None) -> bytes:
@@ -81,7 +87,13 @@ def load_dataset(
     missing or unknown columns, or a target that is missing or not a number.
     """
     source = str(uri)
-    raw = read_bytes(uri, endpoint_url=endpoint_url)
+    return parse_dataset(read_bytes(uri, endpoint_url=endpoint_url), source, require_target)
+
+
+def parse_dataset(
+    raw: bytes, source: str, require_target: bool = True, origin: Origin = "file"
+) -> Dataset:
+    """A data file's bytes as a Dataset; raises DataError as ``load_dataset`` says."""
     text, encoding = decode(raw, source)
     if not text.strip():
         raise DataError(f"{source} is empty")
@@ -101,7 +113,7 @@ def load_dataset(
         frame[TARGET_COLUMN] = _numeric_target(frame[TARGET_COLUMN], frame, source)
     if frame.empty:
         raise DataError(f"{source} has a header but no rows")
-    return Dataset(frame, source, hashlib.sha256(raw).hexdigest(), encoding)
+    return Dataset(frame, source, hashlib.sha256(raw).hexdigest(), encoding, origin)
 
 
 def _check_columns(frame: pd.DataFrame, source: str, *, require_target: bool) -> None:

@@ -1,7 +1,11 @@
 """Training: fit the pipeline on a data file, score it on a holdout, save it with its card.
 
-python -m yield_model.train --data data/train.csv
 python -m yield_model.train --data s3://bucket/jinnan_round1_train_20181227.csv
+python -m yield_model.train --data data/train.csv
+python -m yield_model.train --generated
+
+``--generated`` trains on the default generated training file, drawn in this run; the card
+says so (``data.origin``), and a release refuses to publish such a model.
 """
 
 import argparse
@@ -32,6 +36,7 @@ from yield_model.card import (
 from yield_model.columns import FEATURE_COLUMNS, TARGET_COLUMN
 from yield_model.config import MODEL_NAME, TRAINED_MODEL_DIR, TrainingConfig
 from yield_model.data import Dataset, load_dataset
+from yield_model.datasets import generated_training_set
 from yield_model.drift import PREDICTED_YIELD
 from yield_model.errors import YieldModelError
 from yield_model.evaluation import cross_validate, plausible
@@ -82,6 +87,7 @@ def train(dataset: Dataset, config: TrainingConfig) -> tuple[Pipeline, ModelCard
         regressor_params={k: v for k, v in regressor.get_params(deep=True).items() if _scalar(v)},
         training_config=config.model_dump(),
         data=DataSummary(
+            origin=dataset.origin,
             source=dataset.source,
             sha256=dataset.sha256,
             encoding=dataset.encoding,
@@ -166,7 +172,14 @@ def _scalar(value: Any) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Command line: train on a file or S3 object and save into the package."""
     parser = argparse.ArgumentParser(prog="python -m yield_model.train", description=__doc__)
-    parser.add_argument("--data", required=True, help="local path or s3://bucket/key")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", help="local path or s3://bucket/key")
+    data.add_argument(
+        "--generated",
+        action="store_true",
+        help="the default generated training file (yield_model.datasets), drawn in this run; "
+        "the card says the model was trained on generated data",
+    )
     parser.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS)")
     parser.add_argument("--output-dir", type=Path, default=TRAINED_MODEL_DIR)
     parser.add_argument("--seed", type=int, default=TrainingConfig().seed)
@@ -191,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             min_yield=args.min_yield,
             cv_folds=args.cv_folds,
         )
-        dataset = load_dataset(args.data, endpoint_url=args.endpoint_url)
+        if args.generated:
+            dataset = generated_training_set()
+        else:
+            dataset = load_dataset(args.data, endpoint_url=args.endpoint_url)
         pipeline, card = train(dataset, config)
         path = save_model(pipeline, card, args.output_dir)
     except ValidationError as exc:
