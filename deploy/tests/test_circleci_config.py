@@ -297,8 +297,7 @@ def test_the_release_jobs_install_the_release_tool_from_its_lock(
     # Then the release tool's dependencies come from the lock, hashes required; what else is
     # installed adds no dependency of its own, which pip check then confirms
     assert (
-        '"$HOME/release/bin/pip" install --require-hashes -r requirements/release.lock'
-        in installs
+        '"$HOME/release/bin/pip" install --require-hashes -r requirements/release.lock' in installs
     ), job
     assert '"$HOME/release/bin/pip" install --no-deps ./deploy' in installs, job
     unlocked = [
