@@ -39,7 +39,8 @@ class Tool:
     package: str
     #: the docker-compose.yml service whose image has it on its PATH
     service: str
-    #: where the package puts it, when that is not on the PATH
+    #: where the package puts it, off the PATH: then only there (a PATH may hold another
+    #: version's), unless $VARIABLE names another
     default: str | None = None
 
 
@@ -50,14 +51,15 @@ PG_CTL = Tool("pg_ctl", "PG_CTL", "postgresql-15", "postgres", "/usr/lib/postgre
 
 
 def installed(tool: Tool) -> str | None:
-    """The installed tool: $VARIABLE, on the PATH, or at the package's place; None where it is
-    not, or where TOOLS_FROM_IMAGES=1."""
+    """The installed tool: $VARIABLE, or else on the PATH or at the package's place; None
+    where it is not, or where TOOLS_FROM_IMAGES=1."""
     if os.environ.get(FROM_IMAGES) == "1":
         return None
-    found = os.environ.get(tool.variable) or shutil.which(tool.command)
-    if not found and tool.default and Path(tool.default).is_file():
-        found = tool.default
-    return found
+    if os.environ.get(tool.variable):
+        return os.environ[tool.variable]
+    if tool.default is None:
+        return shutil.which(tool.command)
+    return tool.default if Path(tool.default).is_file() else None
 
 
 def compose_image(service: str) -> str:
