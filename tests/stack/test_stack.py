@@ -661,6 +661,36 @@ def test_the_ecs_agent_remote_writes_what_every_api_dashboard_query_needs(
         assert {rule["health"] for rule in rules} == {"ok"}
 
 
+def test_the_ecs_agent_runs_from_the_prometheus_image_where_prometheus_is_not_installed(
+    stack: Stack, batch: Batch, recorded_errors: list[float], tmp_path: Path
+) -> None:
+    # Given the agent and its receiver from the stack's prometheus image, even where installed
+    # (before the tests that stop the API)
+    binary = stack_tools.from_image(
+        stack_tools.PROMETHEUS, tmp_path, "host", (metrics_agent.TASK_VARIABLE,)
+    )
+    read = stack.container("prometheus").exec_run(
+        ["cat", "/var/lib/mlapi-metrics-key/prometheus.key"]
+    )
+    assert read.exit_code == 0, read.output.decode(errors="replace")
+    port = int(stack.env["MLAPI_HOST_PORT"])
+    with production_agent.running(binary, tmp_path, port, read.output.decode().strip()) as remote:
+        # When the API has traffic
+        deadline = time.monotonic() + DATA_WITHIN_S
+        up: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not up:
+            send_traffic(stack, batch, recorded_errors)
+            time.sleep(5)
+            up = query_at(remote.receiver_url, 'up{job="mlapi"}')
+        # Then the containers scraped the API's host port and wrote it into the receiver, with
+        # the task's label from the environment, as the installed binary does
+        assert up, f"no remote-written up series after {DATA_WITHIN_S}s"
+        assert up[0]["metric"]["task"] == "stack-test-task"
+        assert up[0]["value"][1] == "1"
+        version = httpx.get(f"{remote.receiver_url}/api/v1/status/buildinfo").json()["data"]
+        assert stack_tools.compose_image("prometheus").endswith(f":v{version['version']}")
+
+
 def test_mlapi_down_pages_and_holds_back_the_alerts_it_explains(
     stack: Stack, webhook: WebhookReceiver
 ) -> None:
@@ -727,32 +757,3 @@ def test_api_stops_gracefully_on_sigterm(stack: Stack) -> None:
     state = stack.container("mlapi").attrs["State"]
     # A SIGKILL after the grace period would leave 137.
     assert (state["Status"], state["ExitCode"]) == ("exited", 0)
-
-
-def test_the_ecs_agent_runs_from_the_prometheus_image_where_prometheus_is_not_installed(
-    stack: Stack, batch: Batch, recorded_errors: list[float], tmp_path: Path
-) -> None:
-    # Given the agent and its receiver from the stack's prometheus image, even where installed
-    binary = stack_tools.from_image(
-        stack_tools.PROMETHEUS, tmp_path, "host", (metrics_agent.TASK_VARIABLE,)
-    )
-    read = stack.container("prometheus").exec_run(
-        ["cat", "/var/lib/mlapi-metrics-key/prometheus.key"]
-    )
-    assert read.exit_code == 0, read.output.decode(errors="replace")
-    port = int(stack.env["MLAPI_HOST_PORT"])
-    with production_agent.running(binary, tmp_path, port, read.output.decode().strip()) as remote:
-        # When the API has traffic
-        deadline = time.monotonic() + DATA_WITHIN_S
-        up: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not up:
-            send_traffic(stack, batch, recorded_errors)
-            time.sleep(5)
-            up = query_at(remote.receiver_url, 'up{job="mlapi"}')
-        # Then the containers scraped the API's host port and wrote it into the receiver, with
-        # the task's label from the environment, as the installed binary does
-        assert up, f"no remote-written up series after {DATA_WITHIN_S}s"
-        assert up[0]["metric"]["task"] == "stack-test-task"
-        assert up[0]["value"][1] == "1"
-        version = httpx.get(f"{remote.receiver_url}/api/v1/status/buildinfo").json()["data"]
-        assert stack_tools.compose_image("prometheus").endswith(f":v{version['version']}")
