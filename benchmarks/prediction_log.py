@@ -56,7 +56,7 @@ from mlapi.prediction_log import open_prediction_log
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # The tests' PostgreSQL server, one implementation of starting it.
-sys.path.insert(0, str(ROOT / "mlapi" / "tests"))
+sys.path[:0] = [str(ROOT / "mlapi" / "tests"), str(ROOT / "tests" / "support")]
 from mlapi_support import PostgresServer, Scrape  # noqa: E402
 
 README = HERE / "README.md"

@@ -236,6 +236,8 @@ def test_cache_keys_checksum_files_that_exist(config: dict[str, Any]) -> None:
         "model_package/pyproject.toml",
         "mlapi/pyproject.toml",
         "deploy/pyproject.toml",
+        "requirements/image.lock",
+        "requirements/release.lock",
         "tox.ini",
     }
     assert all((ROOT / path).is_file() for path in named)
@@ -318,3 +320,43 @@ def test_the_deploy_tests_have_a_registry_and_an_engine(config: dict[str, Any]) 
     assert re.search(r"systemctl disable --now .*\bdocker-registry\b", commands)
     (tox_step,) = [step["tox"] for step in job["steps"] if "tox" in step]
     assert tox_step == {"env": "deploy", "args": "-- --require-docker"}
+
+
+def _run_commands(config: dict[str, Any], steps: list[Any]) -> list[str]:
+    """The shell commands of steps, with those of the reusable commands they name."""
+    found = []
+    for step in steps:
+        name, options = (step, None) if isinstance(step, str) else next(iter(step.items()))
+        if name == "run":
+            found.append(options["command"] if isinstance(options, dict) else options)
+        elif name in config.get("commands", {}):
+            found += _run_commands(config, config["commands"][name]["steps"])
+    return found
+
+
+@pytest.mark.parametrize("job", RELEASE)
+def test_the_release_jobs_install_the_release_tool_from_its_lock(
+    config: dict[str, Any], job: str
+) -> None:
+    # Given each release job, with the commands it uses spelled out
+    commands = _run_commands(config, config["jobs"][job]["steps"])
+    installs = [
+        line.strip()
+        for command in commands
+        for line in command.splitlines()
+        if re.search(r"\bpip\b.*\binstall\b", line)
+    ]
+    # Then the release tool's dependencies come from the lock, hashes required; what else is
+    # installed adds no dependency of its own, which pip check then confirms
+    assert (
+        '"$HOME/release/bin/pip" install --require-hashes -r requirements/release.lock' in installs
+    ), job
+    assert '"$HOME/release/bin/pip" install --no-deps ./deploy' in installs, job
+    unlocked = [
+        line
+        for line in installs
+        if not re.search(r" install (--require-hashes -r requirements/\S+\.lock|--no-deps )", line)
+    ]
+    assert unlocked == [], job
+    assert any('"$HOME/release/bin/pip" check' in command for command in commands), job
+    assert (ROOT / "requirements" / "release.lock").is_file()

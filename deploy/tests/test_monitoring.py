@@ -8,12 +8,12 @@ check against AMP's API model and reaches the server, and amtool checks the defi
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import stack_tools
 import yaml
 from botocore.exceptions import ClientError
 from conftest import REGION, ROOT, TAG, client, put_image, workspace_arn, workspace_id
@@ -24,8 +24,6 @@ from yield_deploy.bootstrap import CONTAINER_INSIGHTS, bootstrap
 from yield_deploy.errors import NotBootstrappedError, SettingsError
 from yield_deploy.rollout import deploy
 from yield_deploy.settings import Settings
-
-AMTOOL_INSTALL = "apt-get install -y --no-install-recommends prometheus-alertmanager"
 
 
 def service_definition(aws: Aws, settings: Settings) -> dict[str, Any]:
@@ -303,16 +301,18 @@ def root_prometheus() -> dict[str, Any]:
     return parsed
 
 
-@pytest.fixture(scope="module")
-def amtool() -> str:
-    """amtool; skipped without it, but under CI=true, where it fails."""
-    found = os.environ.get("AMTOOL") or shutil.which("amtool")
-    if not found:
-        message = f"amtool not found: install it (`{AMTOOL_INSTALL}`) or set AMTOOL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return found
+@pytest.fixture(scope="module", params=["found", "image"])
+def amtool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """amtool as installed, or else from the stack's alertmanager image (stack_tools); and,
+    the second time, from that image even where it is installed."""
+    directory = tmp_path_factory.mktemp("amtool")
+    if request.param == "found":
+        return stack_tools.executable(stack_tools.AMTOOL, directory)
+    if not stack_tools.docker_works():
+        if request.config.getoption("--require-docker") or os.environ.get("CI") == "true":
+            pytest.fail("no Docker engine answers to run amtool from its image", pytrace=False)
+        pytest.skip("no Docker engine answers to run amtool from its image")
+    return stack_tools.from_image(stack_tools.AMTOOL, directory)
 
 
 def definition_config(settings: Settings, tmp_path: Path) -> Path:

@@ -12,17 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import portpicker
 import pytest
+import stack_tools
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from mlapi_support import (
     AUTH,
     BACKENDS,
-    PostgresServer,
+    Postgres,
     RunningServer,
     Scrape,
     new_log_url,
+    start_postgres,
     write_test_key_file,
 )
 
@@ -95,15 +96,10 @@ def unready_client(clean_env: None) -> TestClient:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the session; skipped where none can run, unless CI=true."""
-    missing = PostgresServer.missing()
-    if missing is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true, and the PostgreSQL tests cannot run: {missing}")
-        pytest.skip(missing)
-    server = PostgresServer()
-    server.start()
+def postgres_server() -> Iterator[Postgres]:
+    """A real PostgreSQL 15 server for the session: as installed, or else from the stack's
+    image through Docker; with neither, the tests that need it fail saying what to install."""
+    server = start_postgres()
     yield server
     server.stop()
 
@@ -151,7 +147,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(**settings: str) -> RunningServer:
-        port = portpicker.pick_unused_port()
+        port = stack_tools.free_port()
         log = tmp_path / f"server-{port}.log"
         env = serve_env(tmp_path, **{"host": "127.0.0.1", "port": str(port), **settings})
         with log.open("w") as out:
@@ -190,7 +186,7 @@ def run_serve(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]
     def run(**settings: str) -> subprocess.CompletedProcess[str]:
         env = serve_env(
             tmp_path,
-            **{"host": "127.0.0.1", "port": str(portpicker.pick_unused_port()), **settings},
+            **{"host": "127.0.0.1", "port": str(stack_tools.free_port()), **settings},
         )
         return subprocess.run(
             [MLAPI_SERVE],

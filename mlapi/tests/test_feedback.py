@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from mlapi_support import AUTH, BACKENDS, MODEL_VERSION, PostgresServer, Scrape, new_log_url
+from mlapi_support import AUTH, BACKENDS, MODEL_VERSION, Postgres, Scrape, new_log_url
 
 from mlapi import metrics
 from mlapi.main import create_app
@@ -335,7 +335,7 @@ def test_health_is_503_with_the_reason_when_the_log_cannot_be_written(
 
 
 def test_health_is_503_on_a_postgresql_log_that_only_reads(
-    postgres_server: PostgresServer, record: dict[str, Any]
+    postgres_server: Postgres, record: dict[str, Any]
 ) -> None:
     # Given a service whose database has become read-only (a standby, say)
     url = postgres_server.new_database()

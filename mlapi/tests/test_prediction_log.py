@@ -1,5 +1,6 @@
 """The prediction log on its own: what it keeps, what it gives back, what it deletes."""
 
+import os
 import pickle
 import sqlite3
 import threading
@@ -13,8 +14,9 @@ import numpy as np
 import orjson
 import psycopg
 import pytest
+import stack_tools
 from fastapi.testclient import TestClient
-from mlapi_support import AUTH, PostgresServer
+from mlapi_support import AUTH, Postgres, PostgresContainer
 
 from mlapi.main import create_app
 from mlapi.prediction_log import (
@@ -421,7 +423,7 @@ def test_the_log_can_be_written_says_the_check(log: PredictionLog) -> None:
 
 
 def test_a_postgresql_log_that_cannot_be_written_fails_the_check(
-    postgres_server: PostgresServer,
+    postgres_server: Postgres,
 ) -> None:
     # Given a log opened on a connection that may only read (a standby, say)
     url = postgres_server.new_database()
@@ -433,6 +435,30 @@ def test_a_postgresql_log_that_cannot_be_written_fails_the_check(
     with pytest.raises(PredictionLogError, match="cannot record the predictions"):
         write(read_only, [0.9])
     read_only.close()
+
+
+def test_a_postgresql_log_on_the_stacks_postgres_image_keeps_predictions() -> None:
+    # Given the tests' server from the stack's postgres image, as where PostgreSQL is not
+    # installed (even where it is)
+    if not stack_tools.docker_works():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true, but no Docker engine answers to run PostgreSQL from its image")
+        pytest.skip("no Docker engine answers to run PostgreSQL from its image")
+    server = PostgresContainer(stack_tools.image(stack_tools.PG_CTL))
+    server.start()
+    try:
+        # When a log on a new database of it records a request
+        log = open_prediction_log(server.new_database())
+        write(log, [0.91, 0.92])
+        # Then the predictions come back, from the major version the stack runs
+        assert list(log.recent_predictions("0.1.0", 5).predictions) == [0.91, 0.92]
+        log.close()
+        with psycopg.connect(server.url()) as connection:
+            (version,) = connection.execute("SHOW server_version").fetchone() or ("",)
+        major = stack_tools.compose_image("postgres").split(":")[1].split("-")[0]
+        assert str(version).split(".")[0] == major
+    finally:
+        server.stop()
 
 
 def test_a_postgresql_server_that_cannot_be_reached_is_refused(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from mlapi_support import (
     API_VERSION,
     AUTH,
     MODEL_VERSION,
-    PostgresServer,
+    Postgres,
     RunningServer,
     generated_records,
 )
@@ -514,7 +514,7 @@ def test_nothing_acknowledged_is_lost_when_the_service_is_killed(
 
 
 def test_instances_sharing_a_postgresql_log_answer_for_each_other_and_monitor_once(
-    start_server: Callable[..., RunningServer], postgres_server: PostgresServer, tmp_path: Path
+    start_server: Callable[..., RunningServer], postgres_server: Postgres, tmp_path: Path
 ) -> None:
     # Given two instances of the service, as two hosts run them, on one PostgreSQL log
     url = postgres_server.new_database()
@@ -563,7 +563,7 @@ def test_instances_sharing_a_postgresql_log_answer_for_each_other_and_monitor_on
 
 
 def test_three_instances_on_one_postgresql_log_lose_nothing_and_agree(
-    start_server: Callable[..., RunningServer], postgres_server: PostgresServer, tmp_path: Path
+    start_server: Callable[..., RunningServer], postgres_server: Postgres, tmp_path: Path
 ) -> None:
     # Given three instances of two workers each, as three tasks run them, on one PostgreSQL log
     url = postgres_server.new_database()

@@ -5,7 +5,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 from docker.models.containers import Container
+from stack_tools import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -128,30 +128,6 @@ def compose_command() -> list[str] | None:
             return [docker_cli, "compose"]
     legacy = shutil.which("docker-compose")
     return [legacy] if legacy else None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on at this moment: any, or one of STACK_TEST_PORTS
-    (FIRST-LAST) on a machine whose users share out the ports."""
-    span = os.environ.get("STACK_TEST_PORTS")
-    candidates = [0]
-    if span:
-        first, last = (int(part) for part in span.split("-"))
-        candidates = list(range(first, last + 1))
-    for candidate in candidates:
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, candidate))
-            except OSError:
-                continue
-            port: int = probe.getsockname()[1]
-            if port not in _given:
-                _given.add(port)
-                return port
-    raise RuntimeError(f"no free port in STACK_TEST_PORTS={span}")
-
-
-_given: set[int] = set()
 
 
 class WebhookReceiver:

@@ -1,6 +1,7 @@
-"""The ECS task's Prometheus agent, run here for real: Debian's prometheus binary in agent mode
-with the configuration yield_deploy renders for the sidecar, scraping the stack's API and
-remote-writing into a second local Prometheus that stands in for the AMP workspace.
+"""The ECS task's Prometheus agent, run here for real: Prometheus (as installed, or else from
+the stack's image) in agent mode with the configuration yield_deploy renders for the sidecar,
+scraping the stack's API and remote-writing into a second local Prometheus that stands in for
+the AMP workspace.
 
 What differs from the task, and why: the write is not signed (SigV4 needs AWS; the config
 is rendered for a plain URL, which is what metrics_agent.config does without a region), the
@@ -10,7 +11,6 @@ live in a temporary directory instead of the image's /prometheus.
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,24 +20,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+import stack_tools
 import yaml
 from compose_stack import ROOT, free_port
 
 from yield_deploy import metrics_agent
 
-INSTALL = "apt-get install -y --no-install-recommends prometheus"
 READY_WITHIN_S = 120
 
 
-def prometheus_binary() -> str:
-    """$PROMETHEUS or prometheus on the PATH; skipped without, but under CI=true, it fails."""
-    found = os.environ.get("PROMETHEUS") or shutil.which("prometheus")
-    if not found:
-        message = f"prometheus not found: install Debian's package (`{INSTALL}`) or set PROMETHEUS"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return found
+def prometheus_binary(directory: Path) -> str:
+    """prometheus as installed, or else from the stack's image on the host's network, as
+    stack_tools finds it."""
+    return stack_tools.executable(
+        stack_tools.PROMETHEUS, directory, "host", (metrics_agent.TASK_VARIABLE,)
+    )
 
 
 @dataclass(frozen=True)

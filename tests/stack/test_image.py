@@ -1,16 +1,19 @@
 """MODEL_SOURCE=wheel: the image installs a model wheel built from your own data, as it is,
-with no training in the build."""
+with no training in the build; and two builds from the lock install the same packages."""
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import docker
 import pytest
+import stack_tools
 from compose_stack import BUILD_WITHIN_S, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +100,66 @@ def test_model_source_wheel_without_the_wheel_says_what_to_build(tmp_path: Path)
     assert build.returncode != 0
     expected = f"model_package/dist/yield_model-{VERSION}-py3-none-any.whl, which is not there"
     assert expected in build.stdout + build.stderr
+
+
+#: Every distribution the image's Python sees, with its version, as JSON.
+LIST_DISTRIBUTIONS = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps(sorted((d.metadata['Name'], d.version) for d in m.distributions())))"
+)
+
+
+def _distributions(client: docker.DockerClient, tag: str, name: str) -> dict[str, list[str]]:
+    """Each distribution installed in the image, by canonical name: its versions (one, unless
+    two installs of one name are both on the path)."""
+    shown = client.containers.run(tag, ["python", "-c", LIST_DISTRIBUTIONS], name=name, remove=True)
+    found: dict[str, list[str]] = {}
+    for dist, version in json.loads(shown):
+        found.setdefault(re.sub(r"[-_.]+", "-", dist).lower(), []).append(version)
+    return found
+
+
+def test_two_builds_from_the_lock_install_the_same_packages(tmp_path: Path) -> None:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        unavailable(f"no Docker engine answers ({exc})")
+    # Given a repository with a model wheel (untrained: what is installed is the question, not
+    # the model), so that MODEL_SOURCE=wheel builds without training
+    repo = _tracked_copy(tmp_path / "repo")
+    dist = repo / "model_package" / "dist"
+    wheel = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
+         str(repo / "model_package")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert wheel.returncode == 0, wheel.stderr[-3000:]
+    tags = [f"mlapi-lock-test:{os.getpid()}-{n}" for n in (1, 2)]
+    try:
+        # When the image is built twice: once as the cache has it, once with no cache at all,
+        # every package downloaded and installed again
+        for tag, cache in zip(tags, ([], ["--no-cache"]), strict=True):
+            build = subprocess.run(
+                ["docker", "build", "-q", *cache, "-f", "mlapi/Dockerfile", "-t", tag,
+                 "--build-arg", "MODEL_SOURCE=wheel", "."],
+                cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
+            )  # fmt: skip
+            assert build.returncode == 0, build.stderr[-4000:]
+        first, second = (
+            _distributions(client, tag, stack_tools.container_name("lock-test")) for tag in tags
+        )
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            # the cached build's layers stay, as the next build's cache; the fresh one's go
+            client.images.remove(tags[0], force=True, noprune=True)
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(tags[1], force=True)
+    # Then both hold the same distributions at the same versions, and any difference is named
+    differences = {
+        name: (first.get(name), second.get(name))
+        for name in sorted(first.keys() | second.keys())
+        if first.get(name) != second.get(name)
+    }
+    assert differences == {}, f"(first build, second build) where they differ: {differences}"
+    assert {"mlapi", "yield-model", "numpy", "scikit-learn", "fastapi"} <= first.keys()

@@ -24,8 +24,11 @@ from typing import Any, NamedTuple
 import httpx
 import production_agent
 import pytest
+import stack_tools
 import yaml
 from compose_stack import SqlResult, Stack, WebhookReceiver, psql, try_psql, wait_healthy
+
+from yield_deploy import metrics_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DASHBOARD = ROOT / "grafana" / "dashboards" / "yield-model-api.json"
@@ -642,7 +645,7 @@ def test_the_ecs_agent_remote_writes_what_every_api_dashboard_query_needs(
 ) -> None:
     # Given the ECS task's Prometheus agent (production_agent.py says what differs), scraping
     # the API with Prometheus' key and writing into a Prometheus that only receives
-    binary = production_agent.prometheus_binary()
+    binary = production_agent.prometheus_binary(tmp_path)
     read = stack.container("prometheus").exec_run(
         ["cat", "/var/lib/mlapi-metrics-key/prometheus.key"]
     )
@@ -666,6 +669,38 @@ def test_the_ecs_agent_remote_writes_what_every_api_dashboard_query_needs(
         rules = [rule for group in answer.json()["data"]["groups"] for rule in group["rules"]]
         assert rules
         assert {rule["health"] for rule in rules} == {"ok"}
+
+
+def test_the_ecs_agent_runs_from_the_prometheus_image_where_prometheus_is_not_installed(
+    stack: Stack, batch: Batch, recorded_errors: list[float], tmp_path: Path
+) -> None:
+    # Given the agent and its receiver from the stack's prometheus image, even where installed
+    # (before the tests that stop the API)
+    binary = stack_tools.from_image(
+        stack_tools.PROMETHEUS, tmp_path, "host", (metrics_agent.TASK_VARIABLE,)
+    )
+    read = stack.container("prometheus").exec_run(
+        ["cat", "/var/lib/mlapi-metrics-key/prometheus.key"]
+    )
+    assert read.exit_code == 0, read.output.decode(errors="replace")
+    port = int(stack.env["MLAPI_HOST_PORT"])
+    with production_agent.running(binary, tmp_path, port, read.output.decode().strip()) as remote:
+        # When the API has traffic
+        deadline = time.monotonic() + DATA_WITHIN_S
+        up: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not up:
+            send_traffic(stack, batch, recorded_errors)
+            time.sleep(5)
+            up = query_at(remote.receiver_url, 'up{job="mlapi"}')
+        # Then the containers scraped the API's host port and wrote it into the receiver, with
+        # the task's label from the environment, as the installed binary does
+        assert up, f"no remote-written up series after {DATA_WITHIN_S}s"
+        assert up[0]["metric"]["task"] == "stack-test-task"
+        assert up[0]["value"][1] == "1"
+        version = httpx.get(f"{remote.receiver_url}/api/v1/status/buildinfo").json()["data"]
+        # (a Debian build of the same release says 2.42.0+ds)
+        release = str(version["version"]).split("+")[0]
+        assert stack_tools.compose_image("prometheus").endswith(f":v{release}")
 
 
 def test_mlapi_down_pages_and_holds_back_the_alerts_it_explains(
