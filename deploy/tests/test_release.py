@@ -134,7 +134,7 @@ def image_tags(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     yield tags
     for tag in tags:
         with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove(tag, force=True)
+            docker_client.images.remove(tag, force=True, noprune=True)
 
 
 def _published_wheel(index: Index, work: Path) -> Path:
@@ -267,7 +267,7 @@ def test_the_release_deploys_the_published_model(
     # the image that reference names, pulled back from the registry (the test's local tags
     # gone): only the registry's host differs from ECR's
     for made in image_tags:
-        docker_client.images.remove(made)
+        docker_client.images.remove(made, noprune=True)
     path, _, tag = named.partition("/")[2].rpartition(":")
     repository = f"{registry}/{path}"
     pulled = docker_client.images.pull(repository, tag=tag, auth_config=login.auth_config())

@@ -78,8 +78,10 @@ def test_an_image_of_model_source_wheel_serves_that_wheels_model(tmp_path: Path)
         assert build.returncode == 0, build.stderr[-4000:]
         shown = client.containers.run(tag, ["python", "-c", SHOW_MODEL], remove=True)
     finally:
+        # Its untagged parent layers stay: they are the cache of builds that may be running
+        # (a build whose parent was pruned under it fails with "unknown parent image ID").
         with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.remove(tag, force=True)
+            client.images.remove(tag, force=True, noprune=True)
     # Then the model it serves is the wheel's, and the data it was trained on is that file
     model_sha256, data_sha256 = shown.decode().split()
     assert model_sha256 == card["model_sha256"]
