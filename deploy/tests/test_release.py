@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -35,6 +34,7 @@ from urllib.parse import urljoin
 import docker
 import pytest
 import requests
+from checkout import copy_checkout
 from conftest import API_KEYS, REGION, client
 from distribution_registry import registry_binary, running_registry
 from model_wheels import VERSION, model_sha256_of
@@ -61,20 +61,6 @@ MANIFEST_TYPES = ", ".join(
 STEP_TIMEOUT_S = 3600
 
 pytestmark = pytest.mark.release
-
-
-def _copy_of_the_repository(destination: Path) -> Path:
-    """The checkout's files as CircleCI checks them out (tracked, and new ones not ignored)."""
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    for name in filter(None, listed.decode().split("\0")):
-        if (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
-    return destination
 
 
 def _plant_slice(path: Path) -> bytes:
@@ -193,7 +179,7 @@ def test_the_release_deploys_the_published_model(
     """Given the release's services, when the release jobs run, then the task definition names
     an image whose model is the published wheel's, and which it tells the API to expect."""
     started = time.monotonic()
-    repo = _copy_of_the_repository(tmp_path / "repo")
+    repo = copy_checkout(tmp_path / "repo")
     commit = secrets.token_hex(20)
     image = f"mlapi:{commit}"
     pushed_as = [f"{registry}/{settings.repository}:{tag}" for tag in (VERSION, commit)]

@@ -1,10 +1,9 @@
 """check-version: a tag releases only the version every VERSION file names."""
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from checkout import copy_checkout
 
 from yield_deploy.errors import VersionMismatchError
 from yield_deploy.versions import VERSION_FILES, check_version
@@ -25,22 +24,9 @@ def make_project(root: Path, model: str, api: str, pin: str = "yield-model>=0.1,
     return root
 
 
-def tracked_files() -> list[str]:
-    """The repository's files under version control, relative to its root."""
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
-    ).stdout
-    return list(filter(None, listed.decode().split("\0")))
-
-
 def bumped_copy(destination: Path, version: str) -> Path:
-    """A copy of this repository's tracked files with both VERSION files at `version`."""
-    for name in tracked_files():
-        source = ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    """A copy of this repository's files with both VERSION files at `version`."""
+    copy_checkout(destination)
     for name in VERSION_FILES:
         (destination / name).write_text(version + "\n")
     return destination

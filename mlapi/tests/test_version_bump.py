@@ -3,10 +3,11 @@ alone builds its model wheel at the new version, and the API's version-dependent
 against it."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from checkout import copy_checkout
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION_FILES = ("model_package/yield_model/VERSION", "mlapi/mlapi/VERSION")
@@ -14,19 +15,6 @@ BUMPED = "0.2.0"
 #: The tests that read the versions the service reports (the card, the answers, the metrics).
 VERSION_TESTS = ("tests/test_api.py", "tests/test_metrics.py", "tests/test_logs.py")
 SHOW_VERSIONS = "import mlapi, yield_model; print(mlapi.__version__, yield_model.__version__)"
-
-
-def _tracked_copy(destination: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
-    ).stdout
-    for name in filter(None, listed.decode().split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return destination
 
 
 def _run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -46,7 +34,7 @@ def test_a_copy_bumped_in_its_version_files_builds_and_serves_the_new_version(
     tmp_path: Path,
 ) -> None:
     # Given a copy of the repository whose VERSION files, and nothing else, say 0.2.0
-    copy = _tracked_copy(tmp_path / "repo")
+    copy = copy_checkout(tmp_path / "repo")
     for name in VERSION_FILES:
         (copy / name).write_text(BUMPED + "\n", encoding="utf-8")
     # When its model wheel is built and installed with its API, over this environment's

@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,6 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 import stack_tools
+from checkout import copy_checkout
 from compose_stack import BUILD_WITHIN_S, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,17 +23,6 @@ SHOW_MODEL = (
     "from yield_model.predict import load_model; c = load_model().card; "
     "print(c.model_sha256, c.data.sha256)"
 )
-
-
-def _tracked_copy(destination: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
-    ).stdout
-    for name in filter(None, listed.decode().split("\0")):
-        if (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
-    return destination
 
 
 def _card_of(wheel: Path) -> dict[str, object]:
@@ -55,7 +44,7 @@ def test_an_image_of_model_source_wheel_serves_that_wheels_model(tmp_path: Path)
         if os.environ.get("CI") == "true":
             pytest.fail(f"{data} is missing: CI has ../shared beside the project", pytrace=False)
         pytest.skip(f"no training file of the plant's at {data}")
-    repo = _tracked_copy(tmp_path / "repo")
+    repo = copy_checkout(tmp_path / "repo")
     dist = repo / "model_package" / "dist"
     built = subprocess.run(
         ["bash", str(repo / "scripts" / "build-model-wheel.sh"), str(dist)],
@@ -93,7 +82,7 @@ def test_model_source_wheel_without_the_wheel_says_what_to_build(tmp_path: Path)
         docker.from_env().ping()
     except docker.errors.DockerException as exc:
         unavailable(f"no Docker engine answers ({exc})")
-    repo = _tracked_copy(tmp_path / "repo")
+    repo = copy_checkout(tmp_path / "repo")
     build = subprocess.run(
         ["docker", "build", "-q", "-f", "mlapi/Dockerfile", "--build-arg", "MODEL_SOURCE=wheel",
          "."],
@@ -129,7 +118,7 @@ def test_two_builds_from_the_lock_install_the_same_packages(tmp_path: Path) -> N
         unavailable(f"no Docker engine answers ({exc})")
     # Given a repository with a model wheel (untrained: what is installed is the question, not
     # the model), so that MODEL_SOURCE=wheel builds without training
-    repo = _tracked_copy(tmp_path / "repo")
+    repo = copy_checkout(tmp_path / "repo")
     dist = repo / "model_package" / "dist"
     wheel = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
