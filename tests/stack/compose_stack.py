@@ -1,10 +1,13 @@
 """Driving docker-compose.yml from the tests: the compose command, the running stack, waits."""
 
 import csv
+import fcntl
 import io
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -17,6 +20,7 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 from docker.models.containers import Container
+from docker.models.networks import Network
 from stack_tools import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +132,25 @@ def compose_command() -> list[str] | None:
             return [docker_cli, "compose"]
     legacy = shutil.which("docker-compose")
     return [legacy] if legacy else None
+
+
+#: Linux's ioctl for an interface's IPv4 address (<linux/sockios.h>).
+SIOCGIFADDR = 0x8915
+
+
+def bridge_gateway(bridge: Network) -> str:
+    """The host's address on Docker's default bridge, the one ``host-gateway`` names: the
+    network's gateway where Docker reports it, else the address of its interface (an engine
+    started on an existing docker0 reports only the subnet)."""
+    reported = {c["Gateway"] for c in bridge.attrs["IPAM"]["Config"] if c.get("Gateway")}
+    if reported:
+        (gateway,) = reported
+        return str(gateway)
+    interface = bridge.attrs["Options"]["com.docker.network.bridge.name"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("256s", interface.encode()[:15])
+        answer = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request)
+    return socket.inet_ntoa(answer[20:24])
 
 
 class WebhookReceiver:

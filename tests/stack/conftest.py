@@ -19,6 +19,7 @@ from compose_stack import (
     COMPOSE_FILE,
     Stack,
     WebhookReceiver,
+    bridge_gateway,
     compose_command,
     free_port,
     unavailable,
@@ -35,8 +36,7 @@ def webhook() -> Iterator[WebhookReceiver]:
         bridge = docker.from_env().networks.get("bridge")
     except docker.errors.DockerException as exc:
         unavailable(f"no Docker engine answers ({exc})")
-    (gateway,) = {c["Gateway"] for c in bridge.attrs["IPAM"]["Config"] if "Gateway" in c}
-    receiver = WebhookReceiver(gateway)
+    receiver = WebhookReceiver(bridge_gateway(bridge))
     yield receiver
     receiver.close()
 
