@@ -110,6 +110,20 @@ def _distributions(client: docker.DockerClient, tag: str, name: str) -> dict[str
     return found
 
 
+#: A step's image in the classic builder's output (BuildKit keeps its cache out of the images).
+STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,})$", re.MULTILINE)
+
+
+def _remove_untagged_steps(client: docker.DockerClient, output: str) -> None:
+    """Remove the images a build's steps made, last first: a --no-cache build's build stage is
+    a chain of its own (over a GB) that removing the final tag leaves behind. Tagged images (the
+    base) stay, and so does any a concurrent build has built on (Docker refuses, unforced)."""
+    for image_id in reversed(STEP_IMAGE.findall(output)):
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            if not client.images.get(image_id).tags:
+                client.images.remove(image_id, noprune=True)
+
+
 def test_two_builds_from_the_lock_install_the_same_packages(tmp_path: Path) -> None:
     try:
         client = docker.from_env()
@@ -127,15 +141,18 @@ def test_two_builds_from_the_lock_install_the_same_packages(tmp_path: Path) -> N
     )  # fmt: skip
     assert wheel.returncode == 0, wheel.stderr[-3000:]
     tags = [f"mlapi-lock-test:{os.getpid()}-{n}" for n in (1, 2)]
+    fresh = ""
     try:
         # When the image is built twice: once as the cache has it, once with no cache at all,
         # every package downloaded and installed again
         for tag, cache in zip(tags, ([], ["--no-cache"]), strict=True):
             build = subprocess.run(
-                ["docker", "build", "-q", *cache, "-f", "mlapi/Dockerfile", "-t", tag,
+                ["docker", "build", *cache, "-f", "mlapi/Dockerfile", "-t", tag,
                  "--build-arg", "MODEL_SOURCE=wheel", "."],
                 cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
             )  # fmt: skip
+            if cache:
+                fresh = build.stdout
             assert build.returncode == 0, build.stderr[-4000:]
         first, second = (
             _distributions(client, tag, stack_tools.container_name("lock-test")) for tag in tags
@@ -146,6 +163,7 @@ def test_two_builds_from_the_lock_install_the_same_packages(tmp_path: Path) -> N
             client.images.remove(tags[0], force=True, noprune=True)
         with contextlib.suppress(docker.errors.ImageNotFound):
             client.images.remove(tags[1], force=True)
+        _remove_untagged_steps(client, fresh)
     # Then both hold the same distributions at the same versions, and any difference is named
     differences = {
         name: (first.get(name), second.get(name))
