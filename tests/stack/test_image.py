@@ -172,3 +172,56 @@ def test_two_builds_from_the_lock_install_the_same_packages(tmp_path: Path) -> N
     }
     assert differences == {}, f"(first build, second build) where they differ: {differences}"
     assert {"mlapi", "yield-model", "numpy", "scikit-learn", "fastapi"} <= first.keys()
+
+
+def _layers(client: docker.DockerClient, tag: str) -> list[str]:
+    layers: list[str] = client.images.get(tag).attrs["RootFS"]["Layers"]
+    return layers
+
+
+def test_a_new_api_or_model_adds_only_a_small_layer_over_the_locks_packages(
+    tmp_path: Path,
+) -> None:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        unavailable(f"no Docker engine answers ({exc})")
+    # Given an image built from a repository with a model wheel
+    repo = copy_checkout(tmp_path / "repo")
+    dist = repo / "model_package" / "dist"
+    wheel = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
+         str(repo / "model_package")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert wheel.returncode == 0, wheel.stderr[-3000:]
+    tags = [f"mlapi-layer-test:{os.getpid()}-{n}" for n in (1, 2)]
+    try:
+        for n, tag in enumerate(tags):
+            if n:
+                # When the API changes and the image is built again
+                init = repo / "mlapi" / "mlapi" / "__init__.py"
+                init.write_text(init.read_text() + f"# build {tag}\n")
+            build = subprocess.run(
+                ["docker", "build", "-q", "-f", "mlapi/Dockerfile", "-t", tag,
+                 "--build-arg", "MODEL_SOURCE=wheel", "."],
+                cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
+            )  # fmt: skip
+            assert build.returncode == 0, build.stderr[-4000:]
+        first, second = (_layers(client, tag) for tag in tags)
+        # the newest step that wrote files: the project's layer
+        project = next(step for step in client.api.history(tags[1]) if step["Size"] > 0)
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            # the first build's layers stay, as the next build's cache; the second's go
+            client.images.remove(tags[0], force=True, noprune=True)
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(tags[1], force=True)
+    # Then the two share every layer but the last, the project's files, which is small: the
+    # lock's packages are one layer on disk and in the registry for every release
+    assert len(first) == len(second)
+    assert first[:-1] == second[:-1]
+    assert first[-1] != second[-1]
+    assert project["CreatedBy"].endswith(" in / "), project  # COPY --from=project /opt/project/ /
+    assert project["Size"] < 20_000_000, project
