@@ -83,9 +83,10 @@ def test_model_source_wheel_without_the_wheel_says_what_to_build(tmp_path: Path)
     except docker.errors.DockerException as exc:
         unavailable(f"no Docker engine answers ({exc})")
     repo = copy_checkout(tmp_path / "repo")
+    # --force-rm: the failed step's container goes too
     build = subprocess.run(
-        ["docker", "build", "-q", "-f", "mlapi/Dockerfile", "--build-arg", "MODEL_SOURCE=wheel",
-         "."],
+        ["docker", "build", "-q", "--force-rm", "-f", "mlapi/Dockerfile",
+         "--build-arg", "MODEL_SOURCE=wheel", "."],
         cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
     )  # fmt: skip
     assert build.returncode != 0
