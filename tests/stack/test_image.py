@@ -32,12 +32,45 @@ def _card_of(wheel: Path) -> dict[str, object]:
     return card
 
 
-def test_an_image_of_model_source_wheel_serves_that_wheels_model(tmp_path: Path) -> None:
+@pytest.fixture
+def client() -> docker.DockerClient:
+    """The Docker engine the images are built on."""
     try:
-        client = docker.from_env()
-        client.ping()
+        engine = docker.from_env()
+        engine.ping()
     except docker.errors.DockerException as exc:
         unavailable(f"no Docker engine answers ({exc})")
+    return engine
+
+
+def _build(repo: Path, *options: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``docker build`` of mlapi/Dockerfile in ``repo`` with MODEL_SOURCE=wheel; unless
+    ``check`` is false, the build must succeed."""
+    build = subprocess.run(
+        ["docker", "build", *options, "-f", "mlapi/Dockerfile",
+         "--build-arg", "MODEL_SOURCE=wheel", "."],
+        cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
+    )  # fmt: skip
+    if check:
+        assert build.returncode == 0, build.stderr[-4000:]
+    return build
+
+
+def _with_untrained_model_wheel(repo: Path) -> Path:
+    """``repo`` with a wheel of its model package as it is, untrained, where MODEL_SOURCE=wheel
+    takes it: for tests of what the image installs, not of the model."""
+    wheel = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+         "-w", str(repo / "model_package" / "dist"), str(repo / "model_package")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert wheel.returncode == 0, wheel.stderr[-3000:]
+    return repo
+
+
+def test_an_image_of_model_source_wheel_serves_that_wheels_model(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
     # Given a repository with a model wheel trained on data of its own: the plant's file
     data = Path(os.environ.get("JINNAN_TRAINING_FILE", PLANT_FILE))
     if not data.is_file():
@@ -59,12 +92,7 @@ def test_an_image_of_model_source_wheel_serves_that_wheels_model(tmp_path: Path)
     # When the image is built from it with MODEL_SOURCE=wheel
     tag = f"mlapi-wheel-test:{os.getpid()}"
     try:
-        build = subprocess.run(
-            ["docker", "build", "-q", "-f", "mlapi/Dockerfile", "-t", tag,
-             "--build-arg", "MODEL_SOURCE=wheel", "."],
-            cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
-        )  # fmt: skip
-        assert build.returncode == 0, build.stderr[-4000:]
+        _build(repo, "-q", "-t", tag)
         shown = client.containers.run(tag, ["python", "-c", SHOW_MODEL], remove=True)
     finally:
         # Its untagged parent layers stay: they are the cache of builds that may be running
@@ -77,18 +105,11 @@ def test_an_image_of_model_source_wheel_serves_that_wheels_model(tmp_path: Path)
     assert data_sha256 == card["data"]["sha256"]  # type: ignore[index]
 
 
+@pytest.mark.usefixtures("client")
 def test_model_source_wheel_without_the_wheel_says_what_to_build(tmp_path: Path) -> None:
-    try:
-        docker.from_env().ping()
-    except docker.errors.DockerException as exc:
-        unavailable(f"no Docker engine answers ({exc})")
     repo = copy_checkout(tmp_path / "repo")
     # --force-rm: the failed step's container goes too
-    build = subprocess.run(
-        ["docker", "build", "-q", "--force-rm", "-f", "mlapi/Dockerfile",
-         "--build-arg", "MODEL_SOURCE=wheel", "."],
-        cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
-    )  # fmt: skip
+    build = _build(repo, "-q", "--force-rm", check=False)
     assert build.returncode != 0
     expected = f"model_package/dist/yield_model-{VERSION}-py3-none-any.whl, which is not there"
     assert expected in build.stdout + build.stderr
@@ -125,36 +146,21 @@ def _remove_untagged_steps(client: docker.DockerClient, output: str) -> None:
                 client.images.remove(image_id, noprune=True)
 
 
-def test_two_builds_from_the_lock_install_the_same_packages(tmp_path: Path) -> None:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        unavailable(f"no Docker engine answers ({exc})")
+def test_two_builds_from_the_lock_install_the_same_packages(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
     # Given a repository with a model wheel (untrained: what is installed is the question, not
     # the model), so that MODEL_SOURCE=wheel builds without training
-    repo = copy_checkout(tmp_path / "repo")
-    dist = repo / "model_package" / "dist"
-    wheel = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
-         str(repo / "model_package")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert wheel.returncode == 0, wheel.stderr[-3000:]
+    repo = _with_untrained_model_wheel(copy_checkout(tmp_path / "repo"))
     tags = [f"mlapi-lock-test:{os.getpid()}-{n}" for n in (1, 2)]
     fresh = ""
     try:
         # When the image is built twice: once as the cache has it, once with no cache at all,
         # every package downloaded and installed again
         for tag, cache in zip(tags, ([], ["--no-cache"]), strict=True):
-            build = subprocess.run(
-                ["docker", "build", *cache, "-f", "mlapi/Dockerfile", "-t", tag,
-                 "--build-arg", "MODEL_SOURCE=wheel", "."],
-                cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
-            )  # fmt: skip
+            build = _build(repo, *cache, "-t", tag)
             if cache:
                 fresh = build.stdout
-            assert build.returncode == 0, build.stderr[-4000:]
         first, second = (
             _distributions(client, tag, stack_tools.container_name("lock-test")) for tag in tags
         )
@@ -181,22 +187,10 @@ def _layers(client: docker.DockerClient, tag: str) -> list[str]:
 
 
 def test_a_new_api_or_model_adds_only_a_small_layer_over_the_locks_packages(
-    tmp_path: Path,
+    client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        unavailable(f"no Docker engine answers ({exc})")
     # Given an image built from a repository with a model wheel
-    repo = copy_checkout(tmp_path / "repo")
-    dist = repo / "model_package" / "dist"
-    wheel = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
-         str(repo / "model_package")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert wheel.returncode == 0, wheel.stderr[-3000:]
+    repo = _with_untrained_model_wheel(copy_checkout(tmp_path / "repo"))
     tags = [f"mlapi-layer-test:{os.getpid()}-{n}" for n in (1, 2)]
     try:
         for n, tag in enumerate(tags):
@@ -204,12 +198,7 @@ def test_a_new_api_or_model_adds_only_a_small_layer_over_the_locks_packages(
                 # When the API changes and the image is built again
                 init = repo / "mlapi" / "mlapi" / "__init__.py"
                 init.write_text(init.read_text() + f"# build {tag}\n")
-            build = subprocess.run(
-                ["docker", "build", "-q", "-f", "mlapi/Dockerfile", "-t", tag,
-                 "--build-arg", "MODEL_SOURCE=wheel", "."],
-                cwd=repo, capture_output=True, text=True, timeout=BUILD_WITHIN_S, check=False,
-            )  # fmt: skip
-            assert build.returncode == 0, build.stderr[-4000:]
+            _build(repo, "-q", "-t", tag)
         first, second = (_layers(client, tag) for tag in tags)
         # the newest step that wrote files: the project's layer
         project = next(step for step in client.api.history(tags[1]) if step["Size"] > 0)
